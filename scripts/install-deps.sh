@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages vcpumap needs, only those missing. Usage:
+#   scripts/install-deps.sh build   compilers and libraries
+#   scripts/install-deps.sh test    the above, plus what the tests run (QEMU, libvirt, tmux...)
+set -euo pipefail
+
+build_packages=(
+  g++ cmake make pkg-config
+  libcli11-dev libfmt-dev nlohmann-json3-dev libhwloc-dev libvirt-dev libxml2-dev
+  libncurses-dev libcpp-httplib-dev libgtest-dev libbenchmark-dev
+)
+test_packages=(
+  clang-format procps util-linux bzip2 tmux
+  qemu-system-x86
+  libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients
+)
+
+wanted=("${build_packages[@]}")
+case "${1:-build}" in
+  build) ;;
+  test) wanted+=("${test_packages[@]}") ;;
+  *) echo "usage: $0 build|test" >&2; exit 2 ;;
+esac
+
+missing=()
+for package in "${wanted[@]}"; do
+  status=$(dpkg-query -W -f='${Status}' "$package" 2>/dev/null || true)
+  [[ "$status" == "install ok installed" ]] || missing+=("$package")
+done
+[[ ${#missing[@]} -eq 0 ]] && exit 0
+
+if [[ $(id -u) -ne 0 ]]; then
+  echo "vcpumap: missing Debian packages: ${missing[*]}; run as root or: sudo apt-get install ${missing[*]}" >&2
+  exit 1
+fi
+echo "installing: ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

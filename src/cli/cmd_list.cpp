@@ -1,0 +1,26 @@
+// `vcpumap list` (also `vcpumap` alone): the host, then every VM and where its vCPUs run.
+#include <fmt/core.h>
+
+#include "cli/options.h"
+#include "views/json.h"
+#include "views/text_view.h"
+
+namespace vcpumap::cli {
+
+int run_list(const GlobalOptions& global) {
+  auto snapshot = take_snapshot(global.snapshot_options());
+  if (!snapshot) return report_error(snapshot.error());
+  if (global.json) {
+    fmt::print("{}\n", views::dump_json(views::snapshot_json(*snapshot)));
+  } else {
+    fmt::print("{}", views::render_list(*snapshot));
+  }
+  return 0;
+}
+
+void add_list_command(CLI::App& app, const GlobalOptions& global, int& exit_code) {
+  auto* list = app.add_subcommand("list", "host summary, then every VM: where each vCPU runs");
+  list->callback([&global, &exit_code] { exit_code = run_list(global); });
+}
+
+}  // namespace vcpumap::cli

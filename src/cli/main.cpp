@@ -1,0 +1,42 @@
+// vcpumap: where every virtual CPU runs. Parses the command line and hands over to a subcommand.
+#include <CLI/CLI.hpp>
+#include <fmt/core.h>
+
+#include <exception>
+
+#include "cli/options.h"
+
+int main(int argc, char** argv) {
+  using namespace vcpumap::cli;
+  GlobalOptions global;
+  int exit_code = 0;
+
+  CLI::App app{"vcpumap: where every virtual CPU runs", "vcpumap"};
+  app.set_version_flag("--version", "vcpumap 0.1.0");
+  app.fallthrough();
+  app.require_subcommand(0, 1);
+  app.add_option("--root", global.root,
+                 "file-system root under which proc/ and sys/ are read (default /)")
+      ->type_name("DIR");
+  app.add_flag("--json", global.json, "print JSON instead of text");
+  app.add_option("--qmp", global.qmp_sockets,
+                 "a QEMU QMP monitor socket to ask for vCPU thread ids (repeatable)")
+      ->type_name("SOCKET");
+
+  add_list_command(app, global, exit_code);
+  add_vcpuinfo_command(app, global, exit_code);
+  add_pin_commands(app, global, exit_code);
+  add_threads_command(app, global, exit_code);
+  add_topology_command(app, global, exit_code);
+
+  try {
+    app.parse(argc, argv);
+    if (app.get_subcommands().empty()) exit_code = run_list(global);
+  } catch (const CLI::ParseError& error) {
+    return app.exit(error);
+  } catch (const std::exception& error) {
+    fmt::print(stderr, "vcpumap: {}\n", error.what());
+    return 1;
+  }
+  return exit_code;
+}

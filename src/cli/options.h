@@ -1,0 +1,36 @@
+// Options every subcommand takes, and how subcommands are registered with main.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+
+#include "collect/snapshot.h"
+
+namespace vcpumap::cli {
+
+struct GlobalOptions {
+  std::string root = "/";
+  bool json = false;
+  std::vector<std::string> qmp_sockets;
+
+  SnapshotOptions snapshot_options() const { return {root, qmp_sockets, true}; }
+};
+
+// Each subcommand adds itself to `app`; when it runs it stores its exit status in `exit_code`.
+void add_list_command(CLI::App& app, const GlobalOptions& global, int& exit_code);
+void add_vcpuinfo_command(CLI::App& app, const GlobalOptions& global, int& exit_code);
+void add_pin_commands(CLI::App& app, const GlobalOptions& global, int& exit_code);
+void add_threads_command(CLI::App& app, const GlobalOptions& global, int& exit_code);
+void add_topology_command(CLI::App& app, const GlobalOptions& global, int& exit_code);
+
+// Runs `vcpumap list`, also what `vcpumap` alone does.
+int run_list(const GlobalOptions& global);
+
+// Prints "vcpumap: <message>" on stderr and gives the error's exit status.
+int report_error(const Error& error);
+// Prints the snapshot's notes on stderr, one line each.
+void print_notes(const Snapshot& snapshot);
+
+}  // namespace vcpumap::cli

@@ -1,0 +1,138 @@
+// Plain data every layer shares: the host's topology, VMs and their threads. No I/O here.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "util/cpuset.h"
+
+namespace vcpumap {
+
+// ---- host topology ----
+
+struct Cpu {
+  int cpu = -1;       // the kernel's CPU number
+  int core = -1;      // core number as the kernel gives it (topology/core_id), -1 when unknown
+  int package = -1;   // physical package id, -1 when unknown
+  int node = -1;      // NUMA node, -1 when unknown
+  bool online = true;
+  bool isolated = false;
+  CpuSet siblings;    // SMT siblings, this CPU included (empty when offline)
+};
+
+struct Cache {
+  int level = 0;
+  std::string type;     // "Data", "Instruction" or "Unified"
+  std::uint64_t size_bytes = 0;  // size of one instance
+  int instances = 0;
+};
+
+struct NumaNode {
+  int node = -1;
+  CpuSet cpus;
+};
+
+struct Topology {
+  std::vector<Cpu> cpus;  // every present CPU (online or not), by number
+  CpuSet possible;  // the kernel's `possible`: may include hot-plug slots that hold no CPU
+  CpuSet present;   // CPUs that exist, online or not: lscpu's "CPU(s)" and libvirt's host CPU count
+  CpuSet online;
+  CpuSet isolated;
+  int packages = 0;
+  int cores = 0;          // physical cores, across all packages
+  int threads_per_core = 0;
+  std::vector<NumaNode> nodes;
+  std::vector<Cache> caches;
+  std::string hypervisor_vendor;  // empty when the host is not itself a VM
+  std::string model_name;
+
+  // The CPU with this number, or nullptr.
+  const Cpu* find(int cpu) const;
+  // Width of virsh's y/- affinity string: the number of host CPUs libvirt counts.
+  int affinity_width() const;
+};
+
+// ---- VMs and their threads ----
+
+enum class Hypervisor { qemu, firecracker, cloud_hypervisor, crosvm };
+
+// How a thread serves its VM.
+enum class ThreadRole {
+  vcpu,              // runs one virtual CPU
+  iothread,          // a user-defined QEMU I/O thread ("IO <id>")
+  emulator_main,     // the process's main thread: QEMU's main loop
+  emulator_monitor,  // QEMU's monitor I/O thread ("IO mon_iothread")
+  emulator_other,    // call_rcu, workers, API threads...
+  vhost              // a vhost-<pid> worker serving the VM's devices
+};
+
+std::string_view to_string(Hypervisor hypervisor);
+std::string_view to_string(ThreadRole role);
+// True for the roles virsh calls "emulator" threads.
+bool is_emulator_role(ThreadRole role);
+
+// What the kernel says about one thread at one moment. Optional fields are absent when the
+// kernel file behind them is missing (never 0 in their place).
+struct ThreadFacts {
+  char state = '?';                 // stat field 3
+  std::uint64_t utime_ticks = 0;    // stat field 14
+  std::uint64_t stime_ticks = 0;    // stat field 15
+  std::uint64_t start_time_ticks = 0;  // stat field 22: tells a reused tid apart
+  int last_cpu = -1;                // stat field 39
+  std::optional<std::uint64_t> cpu_time_ns;   // schedstat field 1
+  std::optional<std::uint64_t> run_delay_ns;  // schedstat field 2
+  std::optional<std::uint64_t> timeslices;    // schedstat field 3
+  std::optional<std::uint64_t> migrations;    // sched: se.nr_migrations
+  std::optional<std::uint64_t> voluntary_switches;
+  std::optional<std::uint64_t> involuntary_switches;
+  CpuSet affinity;
+};
+
+struct VmThread {
+  int tid = 0;
+  std::string name;  // raw bytes of the kernel's comm, may hold anything
+  ThreadRole role = ThreadRole::emulator_other;
+  int vcpu = -1;           // for role vcpu
+  std::string iothread;    // for role iothread: QEMU's object id
+  ThreadFacts facts;
+};
+
+// Where the vCPU-to-thread mapping of a VM came from.
+enum class VcpuSource { thread_names, libvirt_status, qmp, unknown };
+std::string_view to_string(VcpuSource source);
+
+struct Vm {
+  int pid = 0;
+  std::string name;  // may be empty when the hypervisor was given none
+  std::string uuid;  // may be empty
+  Hypervisor hypervisor = Hypervisor::qemu;
+  VcpuSource vcpu_source = VcpuSource::unknown;
+  std::vector<VmThread> threads;  // sorted: vCPUs by index, then I/O threads, then the rest
+
+  // Threads of one role, in order.
+  std::vector<const VmThread*> threads_with(ThreadRole role) const;
+  std::vector<const VmThread*> vcpus() const { return threads_with(ThreadRole::vcpu); }
+  // Emulator threads: every thread that is neither a vCPU, an I/O thread nor vhost.
+  std::vector<const VmThread*> emulator_threads() const;
+  // The union of the emulator threads' affinities.
+  CpuSet emulator_affinity() const;
+  // The name a person would use: name, else "pid N".
+  std::string display_name() const;
+};
+
+// One look at the host: its topology and every VM, with the times it was taken.
+struct Snapshot {
+  Topology topology;
+  std::vector<Vm> vms;
+  std::chrono::steady_clock::time_point monotonic;  // for rates
+  std::chrono::system_clock::time_point wall;       // for people
+  std::vector<std::string> notes;  // one-line remarks for the user (e.g. debug-threads missing)
+  long clock_ticks_per_second = 100;  // USER_HZ, the unit of stat's utime and stime
+};
+
+}  // namespace vcpumap

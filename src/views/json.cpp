@@ -1,0 +1,97 @@
+#include "views/json.h"
+
+#include <fmt/format.h>
+
+namespace vcpumap::views {
+namespace {
+
+using nlohmann::json;
+
+json optional_json(const std::optional<std::uint64_t>& value) {
+  return value ? json(*value) : json(nullptr);
+}
+
+json cpus_json(const CpuSet& set) { return set.cpus(); }
+
+json string_or_null(const std::string& text) { return text.empty() ? json(nullptr) : json(text); }
+
+}  // namespace
+
+std::string dump_json(const json& document, bool pretty) {
+  return document.dump(pretty ? 2 : -1, ' ', false, json::error_handler_t::replace);
+}
+
+json host_json(const Topology& topology) {
+  return {{"cpus_online", topology.online.count()},
+          {"online", topology.online.to_list()},
+          {"packages", topology.packages},
+          {"cores", topology.cores},
+          {"threads_per_core", topology.threads_per_core},
+          {"numa_nodes", topology.nodes.size()},
+          {"hypervisor_vendor", string_or_null(topology.hypervisor_vendor)},
+          {"model_name", string_or_null(topology.model_name)}};
+}
+
+json thread_json(const VmThread& thread) {
+  const auto& facts = thread.facts;
+  json out = {{"tid", thread.tid},
+              {"name", thread.name},
+              {"role", std::string(to_string(thread.role))},
+              {"cpu", facts.last_cpu},
+              {"state", std::string(1, facts.state)},
+              {"affinity", cpus_json(facts.affinity)},
+              {"cpu_time_ticks", facts.utime_ticks + facts.stime_ticks},
+              {"cpu_time_ns", optional_json(facts.cpu_time_ns)},
+              {"run_delay_ns", optional_json(facts.run_delay_ns)},
+              {"timeslices", optional_json(facts.timeslices)},
+              {"migrations", optional_json(facts.migrations)},
+              {"voluntary_switches", optional_json(facts.voluntary_switches)},
+              {"involuntary_switches", optional_json(facts.involuntary_switches)},
+              {"start_time_ticks", facts.start_time_ticks}};
+  if (thread.role == ThreadRole::vcpu) out["vcpu"] = thread.vcpu;
+  if (thread.role == ThreadRole::iothread) out["id"] = thread.iothread;
+  return out;
+}
+
+json vm_json(const Vm& vm) {
+  json vcpus = json::array();
+  for (const auto* thread : vm.vcpus()) vcpus.push_back(thread_json(*thread));
+  json emulator_threads = json::array();
+  for (const auto* thread : vm.emulator_threads()) emulator_threads.push_back(thread_json(*thread));
+  json iothreads = json::array();
+  for (const auto* thread : vm.threads_with(ThreadRole::iothread)) {
+    iothreads.push_back(thread_json(*thread));
+  }
+  json vhost = json::array();
+  for (const auto* thread : vm.threads_with(ThreadRole::vhost)) vhost.push_back(thread_json(*thread));
+  return {{"pid", vm.pid},
+          {"name", string_or_null(vm.name)},
+          {"uuid", string_or_null(vm.uuid)},
+          {"hypervisor", std::string(to_string(vm.hypervisor))},
+          {"vcpu_source", std::string(to_string(vm.vcpu_source))},
+          {"vcpus", vcpus},
+          {"emulator", {{"affinity", cpus_json(vm.emulator_affinity())}, {"threads", emulator_threads}}},
+          {"iothreads", iothreads},
+          {"vhost", vhost}};
+}
+
+json snapshot_json(const Snapshot& snapshot) {
+  json vms = json::array();
+  for (const auto& vm : snapshot.vms) vms.push_back(vm_json(vm));
+  const auto wall_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                           snapshot.wall.time_since_epoch())
+                           .count();
+  return {{"host", host_json(snapshot.topology)},
+          {"vms", vms},
+          {"notes", snapshot.notes},
+          {"time_unix_ms", wall_ms}};
+}
+
+json threads_json(const Vm& vm) {
+  json threads = json::array();
+  for (const auto& thread : vm.threads) threads.push_back(thread_json(thread));
+  return {{"vm", {{"pid", vm.pid}, {"name", string_or_null(vm.name)}, {"uuid", string_or_null(vm.uuid)}}},
+          {"threads", threads}};
+}
+
+}  // namespace vcpumap::views

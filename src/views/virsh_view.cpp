@@ -1,0 +1,70 @@
+#include "views/virsh_view.h"
+
+#include <cstdio>
+
+#include <fmt/format.h>
+
+#include "core/identify.h"
+
+#include "views/table.h"
+
+namespace vcpumap::views {
+
+std::string render_vcpuinfo(const Vm& vm, const Snapshot& snapshot, bool pretty) {
+  // virsh: vshPrint(ctl, "%-15s %d\n", _("VCPU:"), n) and so on (cmdVcpuinfo).
+  std::string text;
+  const int width = snapshot.topology.affinity_width();
+  for (const auto* thread : vm.vcpus()) {
+    const auto& facts = thread->facts;
+    text += fmt::format("{:<15} {}\n", "VCPU:", thread->vcpu);
+    text += fmt::format("{:<15} {}\n", "CPU:", facts.last_cpu);
+    // libvirt reports the domain's state for every vCPU, not the thread's.
+    text += fmt::format("{:<15} {}\n", "State:", "running");
+    // libvirt: (utime + stime) ticks as ns (virProcessGetStatInfo), printed "%.1lfs", and the
+    // line is left out when that is 0.
+    // Same integer and double steps as libvirt and printf's rounding, so 0.25 s prints "0.2s".
+    const std::uint64_t ns_per_tick = 1000000000ULL / static_cast<std::uint64_t>(snapshot.clock_ticks_per_second);
+    const std::uint64_t cpu_time_ns = (facts.utime_ticks + facts.stime_ticks) * ns_per_tick;
+    if (cpu_time_ns != 0) {
+      char seconds[64];
+      std::snprintf(seconds, sizeof seconds, "%.1lfs", static_cast<double>(cpu_time_ns) / 1e9);
+      text += fmt::format("{:<15} {}\n", "CPU time:", seconds);
+    }
+    if (pretty) {
+      text += fmt::format("{:<15} {} (out of {})\n", "CPU Affinity:", facts.affinity.to_list(), width);
+    } else {
+      text += fmt::format("{:<15} {}\n", "CPU Affinity:", facts.affinity.to_yn(width));
+    }
+    text += '\n';
+  }
+  return text;
+}
+
+std::string render_vcpupin(const Vm& vm) {
+  Table table({"VCPU", "CPU Affinity"});
+  for (const auto* thread : vm.vcpus()) {
+    table.add_row({fmt::to_string(thread->vcpu), thread->facts.affinity.to_list()});
+  }
+  return table.render_virsh() + '\n';
+}
+
+std::string render_emulatorpin(const Vm& vm) {
+  return fmt::format("emulator: CPU Affinity\n{}\n{:>8} {}\n\n", std::string(34, '-'), "*:",
+                     vm.emulator_affinity().to_list());
+}
+
+std::string render_iothreadinfo(const Vm& vm) {
+  const auto iothreads = vm.threads_with(ThreadRole::iothread);
+  // cmdIOThreadInfo prints this without a newline; virsh's end-of-command newline ends it.
+  if (iothreads.empty()) return "No IOThreads found for the domain\n";
+  Table table({"IOThread ID", "CPU Affinity"});
+  for (const auto* thread : iothreads) {
+    // libvirt's I/O thread objects are "iothread<N>" and virsh shows N.
+    const auto number = parse_indexed_name(thread->iothread, "iothread");
+    table.add_row({number ? fmt::to_string(*number) : thread->iothread,
+                   thread->facts.affinity.to_list()});
+  }
+  return table.render_virsh() + '\n';
+}
+
+}  // namespace vcpumap::views

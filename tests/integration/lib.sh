@@ -1,0 +1,194 @@
+# shellcheck shell=bash
+# Sourced by each tests/integration/test_*.sh script, run as `bash test_X.sh /path/to/vcpumap`.
+#
+# Gives: $VCPUMAP (the binary under test), $TEST_TMP (a per-test temp dir, removed on exit),
+# the guest functions of scripts/guests.sh (start_guest, make_spin_disk, wait_vcpu_threads, ...:
+# every process started through them is stopped by PID on EXIT/INT/TERM), assertion helpers that
+# print what was expected and what came and make the script exit 1 at the end, `skip` (exit 77:
+# ctest's SKIP_RETURN_CODE), and JSON helpers over python3.
+
+set -uo pipefail
+
+TESTS_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+SOURCE_DIR=$(cd "$TESTS_DIR/.." && pwd)
+TEST_NAME=$(basename "$0" .sh)
+
+# shellcheck source=../../scripts/guests.sh
+source "$SOURCE_DIR/scripts/guests.sh"
+
+FAILURES=0
+CHECKS=0
+
+say() { printf '%s: %s\n' "$TEST_NAME" "$*"; }
+
+# skip REASON: the test can't run here; ctest shows it as skipped.
+skip() {
+  say "SKIP: $*"
+  exit 77
+}
+
+# fatal MESSAGE: a failure the rest of the test can't go on after.
+fatal() {
+  say "FATAL: $*" >&2
+  FAILURES=$((FAILURES + 1))
+  exit 1
+}
+
+fail() {
+  FAILURES=$((FAILURES + 1))
+  printf '%s: FAIL: %s\n' "$TEST_NAME" "$1" >&2
+  shift
+  local line
+  for line in "$@"; do printf '    %s\n' "$line" >&2; done
+}
+
+pass() {
+  [[ -n "${VERBOSE:-}" ]] && say "ok: $*"
+  return 0
+}
+
+# assert_eq WHAT EXPECTED GOT
+assert_eq() {
+  CHECKS=$((CHECKS + 1))
+  if [[ "$2" == "$3" ]]; then pass "$1"; else fail "$1" "expected: $(quote "$2")" "got:      $(quote "$3")"; fi
+}
+
+# assert_in WHAT GOT ALLOWED... : GOT must be one of ALLOWED.
+assert_in() {
+  local what=$1 got=$2 allowed
+  shift 2
+  CHECKS=$((CHECKS + 1))
+  for allowed in "$@"; do [[ "$got" == "$allowed" ]] && { pass "$what"; return 0; }; done
+  fail "$what" "expected one of: $*" "got:      $(quote "$got")"
+}
+
+# assert_contains WHAT HAYSTACK NEEDLE
+assert_contains() {
+  CHECKS=$((CHECKS + 1))
+  if [[ "$2" == *"$3"* ]]; then
+    pass "$1"
+  else
+    fail "$1" "expected to contain: $(quote "$3")" "in: $(quote "$2")"
+  fi
+}
+
+assert_not_contains() {
+  CHECKS=$((CHECKS + 1))
+  if [[ "$2" != *"$3"* ]]; then
+    pass "$1"
+  else
+    fail "$1" "expected NOT to contain: $(quote "$3")" "in: $(quote "$2")"
+  fi
+}
+
+# assert_match WHAT STRING REGEX (bash ERE)
+assert_match() {
+  CHECKS=$((CHECKS + 1))
+  if [[ "$2" =~ $3 ]]; then pass "$1"; else fail "$1" "expected to match: $3" "got: $(quote "$2")"; fi
+}
+
+# assert_true WHAT CMD...: the command must succeed.
+assert_true() {
+  local what=$1
+  shift
+  CHECKS=$((CHECKS + 1))
+  if "$@"; then pass "$what"; else fail "$what" "command failed: $*"; fi
+}
+
+# quote STRING: a one-line, visible form of STRING (newlines and odd bytes escaped).
+quote() { printf '%q' "$1"; }
+
+# run_vcpumap ARGS...: runs $VCPUMAP; sets OUT (stdout, trailing newlines cut), OUT_FILE (the
+# exact stdout), ERR (stderr) and STATUS.
+# shellcheck disable=SC2034  # OUT, ERR, STATUS are for the test scripts
+run_vcpumap() {
+  OUT_FILE="$TEST_TMP/stdout"
+  local err_file="$TEST_TMP/stderr"
+  "$VCPUMAP" "$@" >"$OUT_FILE" 2>"$err_file"
+  STATUS=$?
+  OUT=$(<"$OUT_FILE")
+  ERR=$(<"$err_file")
+  [[ -n "${VERBOSE:-}" ]] && say "vcpumap $* -> status $STATUS"
+  return 0
+}
+
+# expect_vcpumap ARGS...: runs $VCPUMAP and records a failure unless it exits 0.
+expect_vcpumap() {
+  run_vcpumap "$@"
+  CHECKS=$((CHECKS + 1))
+  if ((STATUS != 0)); then
+    fail "vcpumap $* exits 0" "exit status $STATUS" "stderr: $ERR"
+    return 1
+  fi
+}
+
+# json_valid TEXT: TEXT parses as one JSON document.
+json_valid() { python3 -c 'import json,sys; json.loads(sys.stdin.buffer.read())' <<<"$1" 2>/dev/null; }
+
+# json_eval JSON PY_EXPR: evaluates PY_EXPR with `d` bound to the parsed JSON (and json, sys
+# imported) and prints the result: lists joined by ',', None as 'null', booleans as
+# true/false, anything else with str(). Prints nothing and fails when the expression raises.
+json_eval() {
+  python3 -c '
+import json, sys
+d = json.loads(sys.argv[1])
+def show(v):
+    if v is None: return "null"
+    if isinstance(v, bool): return "true" if v else "false"
+    if isinstance(v, (list, tuple)): return ",".join(show(x) for x in v)
+    return str(v)
+try:
+    print(show(eval(sys.argv[2])))
+except Exception as e:
+    print(f"json_eval: {sys.argv[2]}: {e!r}", file=sys.stderr)
+    sys.exit(1)
+' "$1" "$2"
+}
+
+# The helpers of a JSON document from `vcpumap list --json`: one VM by pid.
+# vm_eval LIST_JSON PID PY_EXPR: like json_eval with `v` bound to the VM with that pid.
+vm_eval() {
+  json_eval "$1" "(lambda v: $3)(next(x for x in d['vms'] if x['pid'] == $2))"
+}
+
+# cpu_list_of TID: the affinity of a thread as a comma-separated list of CPUs ("0,1").
+cpu_list_of() {
+  local list
+  list=$(taskset -pc "$1" 2>/dev/null) || return 1
+  list=${list##*: }
+  python3 -c '
+import sys
+out = []
+for part in sys.argv[1].split(","):
+    if "-" in part:
+        a, b = part.split("-"); out.extend(range(int(a), int(b) + 1))
+    elif part:
+        out.append(int(part))
+print(",".join(map(str, out)))' "$list"
+}
+
+# ps_psr PID TID: the CPU `ps -L` says thread TID of PID last ran on.
+ps_psr() { ps -L -o tid=,psr= -p "$1" | awk -v t="$2" '$1 == t { print $2 }'; }
+
+# The verdict: called from the EXIT trap. Recorded failures make the exit status 1.
+guests_exit_hook() {
+  local status=$1
+  if ((status == 77)); then return; fi
+  if ((FAILURES > 0)); then
+    say "$FAILURES of $CHECKS checks FAILED"
+    exit 1
+  fi
+  if ((status == 0)); then say "all $CHECKS checks passed"; fi
+}
+
+# --- set up ---------------------------------------------------------------------------------
+
+VCPUMAP=${1:-}
+[[ -n "$VCPUMAP" ]] || { echo "usage: bash $0 PATH/TO/vcpumap" >&2; exit 2; }
+[[ -x "$VCPUMAP" ]] || { echo "$0: $VCPUMAP is not an executable" >&2; exit 2; }
+VCPUMAP=$(cd "$(dirname "$VCPUMAP")" && pwd)/$(basename "$VCPUMAP")
+
+command -v python3 >/dev/null || skip "python3 is not installed (needed to read JSON)"
+
+guests_init || fatal "can't make a temp dir"
+export TEST_TMP=$GUESTS_TMP
