@@ -10,7 +10,7 @@ build_packages=(
   libncurses-dev libcpp-httplib-dev libgtest-dev libbenchmark-dev
 )
 test_packages=(
-  clang-format procps util-linux bzip2 tmux
+  clang-format procps util-linux bzip2 tmux python3
   qemu-system-x86
   libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients
 )

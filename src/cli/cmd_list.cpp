@@ -14,6 +14,7 @@ int run_list(const GlobalOptions& global) {
     fmt::print("{}\n", views::dump_json(views::snapshot_json(*snapshot)));
   } else {
     fmt::print("{}", views::render_list(*snapshot));
+    print_notes(*snapshot);
   }
   return 0;
 }

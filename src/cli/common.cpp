@@ -11,6 +11,11 @@ int report_error(const Error& error) {
 
 void print_notes(const Snapshot& snapshot) {
   for (const auto& note : snapshot.notes) fmt::print(stderr, "vcpumap: note: {}\n", note);
+  for (const auto& vm : snapshot.vms) print_notes(vm);
+}
+
+void print_notes(const Vm& vm) {
+  for (const auto& note : vm.notes) fmt::print(stderr, "vcpumap: note: {}\n", note);
 }
 
 }  // namespace vcpumap::cli

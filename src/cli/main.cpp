@@ -22,6 +22,10 @@ int main(int argc, char** argv) {
   app.add_option("--qmp", global.qmp_sockets,
                  "a QEMU QMP monitor socket to ask for vCPU thread ids (repeatable)")
       ->type_name("SOCKET");
+  app.add_option("-c,--connect", global.connect_uri,
+                 "libvirt URI (default: LIBVIRT_DEFAULT_URI, else qemu:///system)")
+      ->type_name("URI");
+  app.add_flag("--no-libvirt", global.no_libvirt, "do not ask libvirt; read VMs from /proc alone");
 
   add_list_command(app, global, exit_code);
   add_vcpuinfo_command(app, global, exit_code);

@@ -14,8 +14,12 @@ struct GlobalOptions {
   std::string root = "/";
   bool json = false;
   std::vector<std::string> qmp_sockets;
+  std::string connect_uri;  // libvirt URI (--connect)
+  bool no_libvirt = false;  // --no-libvirt: /proc alone
 
-  SnapshotOptions snapshot_options() const { return {root, qmp_sockets, true}; }
+  SnapshotOptions snapshot_options() const {
+    return {root, qmp_sockets, true, !no_libvirt, connect_uri};
+  }
 };
 
 // Each subcommand adds itself to `app`; when it runs it stores its exit status in `exit_code`.
@@ -32,5 +36,7 @@ int run_list(const GlobalOptions& global);
 int report_error(const Error& error);
 // Prints the snapshot's notes on stderr, one line each.
 void print_notes(const Snapshot& snapshot);
+// Prints one VM's notes on stderr.
+void print_notes(const Vm& vm);
 
 }  // namespace vcpumap::cli

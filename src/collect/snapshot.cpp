@@ -140,7 +140,7 @@ Result<Snapshot> take_snapshot(const SnapshotOptions& options) {
       }
     }
     if (vm.vcpu_source == VcpuSource::unknown) {
-      snapshot.notes.push_back(fmt::format(
+      vm.notes.push_back(fmt::format(
           "{} (pid {}): its vCPU threads can't be told apart; start QEMU with "
           "-name {},debug-threads=on, or name its monitor with --qmp SOCKET",
           printable(vm.display_name()), pid, vm.name.empty() ? "NAME" : printable(vm.name)));
@@ -158,6 +158,9 @@ Result<Snapshot> take_snapshot(const SnapshotOptions& options) {
     }
     std::sort(vm.threads.begin(), vm.threads.end(),
               [](const VmThread& a, const VmThread& b) { return thread_order(a) < thread_order(b); });
+  }
+  if (options.use_libvirt && procfs::is_own_root(options.root)) {
+    merge_libvirt(snapshot, options.libvirt_uri);
   }
   return snapshot;
 }
@@ -179,21 +182,31 @@ Result<const Vm*> find_vm(const Snapshot& snapshot, std::string_view spec) {
     }
   }
   if (matches.empty()) {
+    // A number is a libvirt domain id first (as `virsh vcpuinfo 2`), then a PID.
+    if (const auto id = parse_u64(spec)) {
+      for (const auto& vm : snapshot.vms) {
+        if (vm.libvirt && vm.libvirt->id >= 0 && static_cast<std::uint64_t>(vm.libvirt->id) == *id) {
+          matches.push_back(&vm);
+        }
+      }
+    }
+  }
+  if (matches.empty()) {
     if (const auto pid = parse_u64(spec)) {
       for (const auto& vm : snapshot.vms) {
-        if (static_cast<std::uint64_t>(vm.pid) == *pid) matches.push_back(&vm);
+        if (vm.pid > 0 && static_cast<std::uint64_t>(vm.pid) == *pid) matches.push_back(&vm);
       }
     }
   }
   if (matches.size() == 1) return matches.front();
   if (matches.size() > 1) {
     return make_error(ExitCode::bad_input,
-                      "'{}' names {} VMs; name one by UUID or PID (see 'vcpumap list')",
+                      "'{}' names {} VMs; name one by UUID, libvirt id or PID (see 'vcpumap list')",
                       printable(spec), matches.size());
   }
   return make_error(ExitCode::bad_input,
-                    "no VM '{}' on this host; name a VM by name, UUID or PID as 'vcpumap list' "
-                    "shows them",
+                    "no VM '{}' on this host; name a VM by name, UUID, libvirt id or PID as "
+                    "'vcpumap list' shows them",
                     printable(spec));
 }
 

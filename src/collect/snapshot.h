@@ -14,12 +14,26 @@ struct SnapshotOptions {
   std::filesystem::path root = "/";       // where /proc and /sys are read
   std::vector<std::string> qmp_sockets;   // QMP monitors to ask for vCPU thread ids
   bool with_topology = true;
+  bool use_libvirt = true;        // ask libvirt too (only when root is this machine's own)
+  std::string libvirt_uri;        // empty: LIBVIRT_DEFAULT_URI, else qemu:///system
 };
+
+// Options that read the tree under `root` alone: its /proc and /sys, no libvirt, no QMP.
+inline SnapshotOptions options_for_root(std::filesystem::path root) {
+  SnapshotOptions options;
+  options.root = std::move(root);
+  options.use_libvirt = false;
+  return options;
+}
 
 // Reads topology and every VM on the host.
 Result<Snapshot> take_snapshot(const SnapshotOptions& options);
 
-// Finds the VM a user named: by name, UUID, or PID. Error (exit 2) names the input when unknown.
+// Adds what libvirt knows (ids, states, configured pinning, nova metadata, inactive domains) to
+// the VMs found in /proc. When libvirt can't be reached, adds one note saying so.
+void merge_libvirt(Snapshot& snapshot, const std::string& uri);
+
+// Finds the VM a user named: by name, UUID, libvirt id or PID. Error (exit 2) names the input when unknown.
 Result<const Vm*> find_vm(const Snapshot& snapshot, std::string_view spec);
 
 }  // namespace vcpumap

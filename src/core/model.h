@@ -106,13 +106,41 @@ struct VmThread {
 enum class VcpuSource { thread_names, libvirt_status, qmp, unknown };
 std::string_view to_string(VcpuSource source);
 
+// OpenStack nova's <nova:instance> metadata of a libvirt domain.
+struct NovaInstance {
+  std::string name;     // the instance's display name
+  std::string flavor;   // flavor name
+  std::string project;  // owner project name
+  std::string cpu_policy;  // flavor extra spec hw:cpu_policy when nova wrote it (may be empty)
+};
+
+// What libvirt knows about a domain, kept beside what /proc shows.
+struct LibvirtDomain {
+  int id = -1;  // libvirt's domain id, -1 when inactive
+  std::string name;
+  std::string uuid;
+  std::string state;  // virsh's words: "running", "shut off", "paused"...
+  bool active = false;
+  int pid = 0;  // the QEMU process, when active and known
+  int vcpus = 0;  // vCPUs in the definition that applies (live when active)
+  // Configured pinning from the definition (virDomainGetVcpuPinInfo and friends): what virsh's
+  // vcpupin and emulatorpin show.
+  std::vector<CpuSet> vcpu_pins;
+  CpuSet emulator_pin;
+  // I/O threads in libvirt's order (virDomainGetIOThreadInfo): id and affinity.
+  std::vector<std::pair<int, CpuSet>> iothreads;
+  std::optional<NovaInstance> nova;
+};
+
 struct Vm {
-  int pid = 0;
+  int pid = 0;  // 0 for an inactive libvirt domain
   std::string name;  // may be empty when the hypervisor was given none
   std::string uuid;  // may be empty
   Hypervisor hypervisor = Hypervisor::qemu;
   VcpuSource vcpu_source = VcpuSource::unknown;
   std::vector<VmThread> threads;  // sorted: vCPUs by index, then I/O threads, then the rest
+  std::optional<LibvirtDomain> libvirt;  // when libvirt manages this VM
+  std::vector<std::string> notes;  // one-line remarks about this VM (e.g. debug-threads missing)
 
   // Threads of one role, in order.
   std::vector<const VmThread*> threads_with(ThreadRole role) const;

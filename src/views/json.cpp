@@ -64,26 +64,44 @@ json vm_json(const Vm& vm) {
   }
   json vhost = json::array();
   for (const auto* thread : vm.threads_with(ThreadRole::vhost)) vhost.push_back(thread_json(*thread));
-  return {{"pid", vm.pid},
+  json nova = nullptr;
+  if (vm.libvirt && vm.libvirt->nova) {
+    const auto& instance = *vm.libvirt->nova;
+    nova = {{"name", instance.name},
+            {"flavor", instance.flavor},
+            {"project", instance.project},
+            {"cpu_policy", string_or_null(instance.cpu_policy)}};
+  }
+  const bool has_id = vm.libvirt && vm.libvirt->id >= 0;
+  return {{"pid", vm.pid > 0 ? json(vm.pid) : json(nullptr)},
           {"name", string_or_null(vm.name)},
+          {"libvirt_id", has_id ? json(vm.libvirt->id) : json(nullptr)},
+          {"state", vm.libvirt ? vm.libvirt->state : std::string("running")},
+          {"libvirt", vm.libvirt.has_value()},
+          {"nova", nova},
           {"uuid", string_or_null(vm.uuid)},
           {"hypervisor", std::string(to_string(vm.hypervisor))},
           {"vcpu_source", std::string(to_string(vm.vcpu_source))},
           {"vcpus", vcpus},
           {"emulator", {{"affinity", cpus_json(vm.emulator_affinity())}, {"threads", emulator_threads}}},
           {"iothreads", iothreads},
-          {"vhost", vhost}};
+          {"vhost", vhost},
+          {"notes", vm.notes}};
 }
 
 json snapshot_json(const Snapshot& snapshot) {
   json vms = json::array();
-  for (const auto& vm : snapshot.vms) vms.push_back(vm_json(vm));
+  json notes = snapshot.notes;
+  for (const auto& vm : snapshot.vms) {
+    vms.push_back(vm_json(vm));
+    for (const auto& note : vm.notes) notes.push_back(note);
+  }
   const auto wall_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                            snapshot.wall.time_since_epoch())
                            .count();
   return {{"host", host_json(snapshot.topology)},
           {"vms", vms},
-          {"notes", snapshot.notes},
+          {"notes", notes},
           {"time_unix_ms", wall_ms}};
 }
 

@@ -43,11 +43,34 @@ std::string thread_role(const VmThread& thread) {
 }
 
 std::string vm_heading(const Vm& vm) {
-  std::string heading = fmt::format("VM {}  pid {}  {}", printable(vm.display_name()), vm.pid,
-                                    to_string(vm.hypervisor));
+  std::string heading = fmt::format("VM {}", printable(vm.display_name()));
+  if (vm.libvirt) {
+    if (vm.libvirt->id >= 0) heading += fmt::format("  id {}", vm.libvirt->id);
+    heading += fmt::format("  {}", vm.libvirt->state);
+  }
+  if (vm.pid > 0) heading += fmt::format("  pid {}", vm.pid);
+  heading += fmt::format("  {}", to_string(vm.hypervisor));
   if (!vm.uuid.empty()) heading += fmt::format("  uuid {}", printable(vm.uuid));
-  heading += fmt::format("  {}", plural(static_cast<int>(vm.vcpus().size()), "vCPU", "vCPUs"));
-  return heading + '\n';
+  const int vcpus = vm.pid > 0 || !vm.libvirt ? static_cast<int>(vm.vcpus().size()) : vm.libvirt->vcpus;
+  heading += fmt::format("  {}", plural(vcpus, "vCPU", "vCPUs"));
+  heading += '\n';
+  if (vm.libvirt && vm.libvirt->nova) {
+    const auto& nova = *vm.libvirt->nova;
+    heading += fmt::format("  nova: instance {}, flavor {}, project {}", printable(nova.name),
+                           printable(nova.flavor), printable(nova.project));
+    if (!nova.cpu_policy.empty()) heading += fmt::format(", hw:cpu_policy {}", nova.cpu_policy);
+    heading += '\n';
+  }
+  return heading;
+}
+
+// What libvirt's definition pins, for a domain with no process to look at.
+std::string configured_pinning(const LibvirtDomain& domain) {
+  std::string text = "  configured pinning:";
+  for (std::size_t vcpu = 0; vcpu < domain.vcpu_pins.size(); ++vcpu) {
+    text += fmt::format(" vcpu{} {};", vcpu, domain.vcpu_pins[vcpu].to_list());
+  }
+  return text + fmt::format(" emulator {}\n", domain.emulator_pin.to_list());
 }
 
 }  // namespace
@@ -74,6 +97,10 @@ std::string render_list(const Snapshot& snapshot) {
   if (snapshot.vms.empty()) text += "no VMs found (QEMU, Firecracker, cloud-hypervisor, crosvm)\n";
   for (const auto& vm : snapshot.vms) {
     text += '\n' + vm_heading(vm);
+    if (vm.pid == 0) {
+      if (vm.libvirt) text += configured_pinning(*vm.libvirt);
+      continue;
+    }
     Table vcpus({"VCPU", "TID", "CPU", "STATE", "AFFINITY", "CPU-TIME", "RUN-DELAY", "MIGRATIONS"});
     for (const auto* thread : vm.vcpus()) {
       const auto& facts = thread->facts;
@@ -94,7 +121,6 @@ std::string render_list(const Snapshot& snapshot) {
                           thread->tid, thread->facts.last_cpu, thread->facts.affinity.to_list());
     }
   }
-  for (const auto& note : snapshot.notes) text += fmt::format("\nnote: {}\n", note);
   return text;
 }
 

@@ -10,10 +10,37 @@
 
 namespace vcpumap::views {
 
+namespace {
+
+std::string affinity_line(const CpuSet& affinity, int width, bool pretty) {
+  if (pretty) return fmt::format("{:<15} {} (out of {})\n", "CPU Affinity:", affinity.to_list(), width);
+  return fmt::format("{:<15} {}\n", "CPU Affinity:", affinity.to_yn(width));
+}
+
+// virshVcpuinfoInactive: the configured pinning, N/A for the rest (and "CPU time" has no colon).
+std::string render_inactive_vcpuinfo(const LibvirtDomain& domain, int width, bool pretty) {
+  std::string text;
+  for (int vcpu = 0; vcpu < domain.vcpus; ++vcpu) {
+    if (vcpu > 0) text += '\n';
+    text += fmt::format("{:<15} {}\n", "VCPU:", vcpu);
+    text += fmt::format("{:<15} {}\n", "CPU:", "N/A");
+    text += fmt::format("{:<15} {}\n", "State:", "N/A");
+    text += fmt::format("{:<15} {}\n", "CPU time", "N/A");
+    const auto pin = static_cast<std::size_t>(vcpu) < domain.vcpu_pins.size()
+                         ? domain.vcpu_pins[static_cast<std::size_t>(vcpu)]
+                         : CpuSet();
+    text += affinity_line(pin, width, pretty);
+  }
+  return text + '\n';
+}
+
+}  // namespace
+
 std::string render_vcpuinfo(const Vm& vm, const Snapshot& snapshot, bool pretty) {
   // virsh: vshPrint(ctl, "%-15s %d\n", _("VCPU:"), n) and so on (cmdVcpuinfo).
-  std::string text;
   const int width = snapshot.topology.affinity_width();
+  if (vm.pid == 0 && vm.libvirt) return render_inactive_vcpuinfo(*vm.libvirt, width, pretty);
+  std::string text;
   for (const auto* thread : vm.vcpus()) {
     const auto& facts = thread->facts;
     text += fmt::format("{:<15} {}\n", "VCPU:", thread->vcpu);
@@ -30,11 +57,7 @@ std::string render_vcpuinfo(const Vm& vm, const Snapshot& snapshot, bool pretty)
       std::snprintf(seconds, sizeof seconds, "%.1lfs", static_cast<double>(cpu_time_ns) / 1e9);
       text += fmt::format("{:<15} {}\n", "CPU time:", seconds);
     }
-    if (pretty) {
-      text += fmt::format("{:<15} {} (out of {})\n", "CPU Affinity:", facts.affinity.to_list(), width);
-    } else {
-      text += fmt::format("{:<15} {}\n", "CPU Affinity:", facts.affinity.to_yn(width));
-    }
+    text += affinity_line(facts.affinity, width, pretty);
     text += '\n';
   }
   return text;
@@ -49,7 +72,7 @@ std::string render_vcpupin(const Vm& vm) {
 }
 
 std::string render_emulatorpin(const Vm& vm) {
-  return fmt::format("emulator: CPU Affinity\n{}\n{:>8} {}\n\n", std::string(34, '-'), "*:",
+  return fmt::format("emulator: CPU Affinity\n{}\n{:>9} {}\n\n", std::string(34, '-'), "*:",
                      vm.emulator_affinity().to_list());
 }
 

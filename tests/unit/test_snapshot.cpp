@@ -37,7 +37,7 @@ TEST(Snapshot, FindsQemuVcpusByThreadName) {
   FixtureTree tree;
   tree.add_process(100, kQemuArgv, qemu_threads());
   tree.add_process(300, {"bash"}, {{.tid = 300, .name = "bash"}});
-  auto snapshot = take_snapshot({tree.root(), {}, true});
+  auto snapshot = take_snapshot(options_for_root(tree.root()));
   ASSERT_TRUE(snapshot) << snapshot.error().message;
   ASSERT_EQ(snapshot->vms.size(), 1U);
   const auto& vm = snapshot->vms[0];
@@ -56,13 +56,13 @@ TEST(Snapshot, FindsQemuVcpusByThreadName) {
   EXPECT_EQ(iothreads[0]->iothread, "iothread1");
   EXPECT_EQ(vm.emulator_threads().size(), 5U);  // main, monitor and the three odd names
   EXPECT_EQ(vm.emulator_affinity().to_list(), "0-1");
-  EXPECT_TRUE(snapshot->notes.empty());
+  EXPECT_TRUE(vm.notes.empty());
 }
 
 TEST(Snapshot, HostileNamesKeepJsonValidAndTextOnOneLine) {
   FixtureTree tree;
   tree.add_process(100, kQemuArgv, qemu_threads());
-  auto snapshot = take_snapshot({tree.root(), {}, true});
+  auto snapshot = take_snapshot(options_for_root(tree.root()));
   ASSERT_TRUE(snapshot);
   const auto text = views::dump_json(views::threads_json(snapshot->vms[0]));
   const auto parsed = nlohmann::json::parse(text, nullptr, false);
@@ -78,7 +78,7 @@ TEST(Snapshot, MissingKernelFilesAreUnavailableNotZero) {
   tree.add_process(100, {"qemu-system-x86_64", "-name", "guest=old,debug-threads=on"},
                    {{.tid = 100, .name = "qemu-system-x86"},
                     {.tid = 101, .name = "CPU 0/KVM", .schedstat = false, .sched = false}});
-  auto snapshot = take_snapshot({tree.root(), {}, true});
+  auto snapshot = take_snapshot(options_for_root(tree.root()));
   ASSERT_TRUE(snapshot);
   const auto& facts = snapshot->vms[0].vcpus()[0]->facts;
   EXPECT_FALSE(facts.cpu_time_ns.has_value());
@@ -94,7 +94,7 @@ TEST(Snapshot, ThreadThatVanishesIsSkipped) {
   auto threads = qemu_threads();
   tree.add_process(100, kQemuArgv, threads);
   tree.add_vanished_thread(100, 108);
-  auto snapshot = take_snapshot({tree.root(), {}, true});
+  auto snapshot = take_snapshot(options_for_root(tree.root()));
   ASSERT_TRUE(snapshot);
   EXPECT_EQ(snapshot->vms[0].threads.size(), threads.size());
 }
@@ -102,7 +102,7 @@ TEST(Snapshot, ThreadThatVanishesIsSkipped) {
 TEST(Snapshot, ProcessWithoutThreadsIsSkipped) {
   FixtureTree tree;
   tree.add_process(100, kQemuArgv, {});  // exited between listing and reading
-  auto snapshot = take_snapshot({tree.root(), {}, true});
+  auto snapshot = take_snapshot(options_for_root(tree.root()));
   ASSERT_TRUE(snapshot);
   EXPECT_TRUE(snapshot->vms.empty());
 }
@@ -118,7 +118,7 @@ TEST(Snapshot, LibvirtStatusFileMapsUnnamedThreads) {
              "<domstatus state='running' reason='booted' pid='200'>\n"
              "  <vcpus>\n    <vcpu id='0' pid='201'/>\n    <vcpu id='1' pid='202'/>\n  </vcpus>\n"
              "  <domain type='qemu'><name>nodebug</name></domain>\n</domstatus>\n");
-  auto snapshot = take_snapshot({tree.root(), {}, true});
+  auto snapshot = take_snapshot(options_for_root(tree.root()));
   ASSERT_TRUE(snapshot);
   const auto& vm = snapshot->vms[0];
   EXPECT_EQ(vm.vcpu_source, VcpuSource::libvirt_status);
@@ -134,19 +134,19 @@ TEST(Snapshot, UnnamedThreadsWithoutMappingGetANote) {
   // A stale status file of another process must not be believed.
   tree.write("run/libvirt/qemu/quiet.xml",
              "<domstatus pid='999'><vcpus><vcpu id='0' pid='201'/></vcpus></domstatus>");
-  auto snapshot = take_snapshot({tree.root(), {}, true});
+  auto snapshot = take_snapshot(options_for_root(tree.root()));
   ASSERT_TRUE(snapshot);
   EXPECT_EQ(snapshot->vms[0].vcpu_source, VcpuSource::unknown);
   EXPECT_TRUE(snapshot->vms[0].vcpus().empty());
-  ASSERT_EQ(snapshot->notes.size(), 1U);
-  EXPECT_NE(snapshot->notes[0].find("debug-threads=on"), std::string::npos);
+  ASSERT_EQ(snapshot->vms[0].notes.size(), 1U);
+  EXPECT_NE(snapshot->vms[0].notes[0].find("debug-threads=on"), std::string::npos);
 }
 
 TEST(Snapshot, VhostKernelThreadsJoinTheirVm) {
   FixtureTree tree;
   tree.add_process(100, kQemuArgv, qemu_threads());
   tree.add_process(150, {}, {{.tid = 150, .name = "vhost-100", .cpu = 1}});
-  auto snapshot = take_snapshot({tree.root(), {}, true});
+  auto snapshot = take_snapshot(options_for_root(tree.root()));
   ASSERT_TRUE(snapshot);
   const auto vhost = snapshot->vms[0].threads_with(ThreadRole::vhost);
   ASSERT_EQ(vhost.size(), 1U);
@@ -158,7 +158,7 @@ TEST(FindVm, ByNameUuidOrPid) {
   tree.add_process(100, kQemuArgv, qemu_threads());
   tree.add_process(200, {"firecracker", "--id", "100"}, {{.tid = 200, .name = "firecracker"},
                                                          {.tid = 201, .name = "fc_vcpu 0"}});
-  auto snapshot = take_snapshot({tree.root(), {}, true});
+  auto snapshot = take_snapshot(options_for_root(tree.root()));
   ASSERT_TRUE(snapshot);
   EXPECT_EQ((*find_vm(*snapshot, "web (1))"))->pid, 100);
   EXPECT_EQ((*find_vm(*snapshot, "6F1C2A9E-0B7D-4C1E-9A55-2F0E8D3B7C41"))->pid, 100);
@@ -173,7 +173,7 @@ TEST(FindVm, ByNameUuidOrPid) {
 }
 
 TEST(Snapshot, RootWithoutProcIsABadInput) {
-  auto snapshot = take_snapshot({"/nonexistent-root", {}, true});
+  auto snapshot = take_snapshot(options_for_root("/nonexistent-root"));
   ASSERT_FALSE(snapshot);
   EXPECT_EQ(snapshot.error().exit_code, ExitCode::bad_input);
   EXPECT_NE(snapshot.error().message.find("/nonexistent-root"), std::string::npos);

@@ -43,13 +43,12 @@ CpuSet affinity_of(int tid) {
   return set;
 }
 
-// True when `root` is this machine's own root, so tids can be given to syscalls.
+}  // namespace
+
 bool is_own_root(const std::filesystem::path& root) {
   std::error_code error;
   return std::filesystem::equivalent(root, "/", error);
 }
-
-}  // namespace
 
 Procfs::Procfs(std::filesystem::path root)
     : root_(std::move(root)), proc_(root_ / "proc"), live_(is_own_root(root_)) {}

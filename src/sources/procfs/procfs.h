@@ -19,6 +19,9 @@ struct ThreadReading {
   ThreadFacts facts;
 };
 
+// True when `root` is this machine's own root, so tids mean something to our kernel's syscalls.
+bool is_own_root(const std::filesystem::path& root);
+
 class Procfs {
  public:
   // `root` is the file-system root holding proc/ ("/" for this machine).

@@ -1,0 +1,50 @@
+#include "cli/vm_command.h"
+
+#include <memory>
+
+#include <fmt/core.h>
+
+namespace vcpumap::cli {
+
+int with_vm(const GlobalOptions& global, const std::string& spec, const VmPrinter& print) {
+  auto snapshot = take_snapshot(global.snapshot_options());
+  if (!snapshot) return report_error(snapshot.error());
+  auto vm = find_vm(*snapshot, spec);
+  if (!vm) return report_error(vm.error());
+  // Notes belong on stderr so that text stays exactly what virsh would print.
+  for (const auto& note : snapshot->notes) fmt::print(stderr, "vcpumap: note: {}\n", note);
+  print_notes(**vm);
+  print(**vm, *snapshot);
+  return 0;
+}
+
+nlohmann::json affinity_rows(const std::vector<const VmThread*>& threads, const char* key,
+                             bool iothread) {
+  auto rows = nlohmann::json::array();
+  for (const auto* thread : threads) {
+    nlohmann::json row;
+    if (iothread) {
+      row[key] = thread->iothread;
+    } else {
+      row[key] = thread->vcpu;
+    }
+    row["tid"] = thread->tid;
+    row["affinity"] = thread->facts.affinity.cpus();
+    rows.push_back(row);
+  }
+  return rows;
+}
+
+CLI::App* add_vm_command(CLI::App& app, const GlobalOptions& global, int& exit_code,
+                         const std::string& name, const std::string& description,
+                         const VmPrinter& print) {
+  auto spec = std::make_shared<std::string>();
+  auto* command = app.add_subcommand(name, description);
+  command->add_option("VM", *spec, "the VM: name, UUID or PID")->required();
+  command->callback([&global, &exit_code, spec, print] {
+    exit_code = with_vm(global, *spec, print);
+  });
+  return command;
+}
+
+}  // namespace vcpumap::cli
