@@ -45,11 +45,17 @@ std::string vcpu_label(const VcpuOnCpu& entry) {
   return fmt::format("{}:vcpu{}{}", vm, entry.thread->vcpu, entry.pinned_here ? "*" : "");
 }
 
-std::string number_or_dash(int number) { return number < 0 ? "-" : std::to_string(number); }
+std::string number_or_dash(int number) {
+  return number < 0 ? "-" : std::to_string(number);
+}
 
-json number_or_null(int number) { return number < 0 ? json(nullptr) : json(number); }
+json number_or_null(int number) {
+  return number < 0 ? json(nullptr) : json(number);
+}
 
-json string_or_null(const std::string& text) { return text.empty() ? json(nullptr) : json(text); }
+json string_or_null(const std::string& text) {
+  return text.empty() ? json(nullptr) : json(text);
+}
 
 // lscpu's names: L1d, L1i, L2, L3 (a split cache beyond L1 would be L2d/L2i).
 std::string cache_name(const Cache& cache) {
@@ -71,9 +77,9 @@ std::vector<std::pair<std::string, std::string>> cache_lines(const std::vector<C
   std::vector<std::pair<std::string, std::string>> lines;
   for (const auto& key : order) {
     const auto& [bytes, instances] = totals[key];
-    lines.emplace_back(fmt::format("{} cache:", std::get<1>(key)),
-                       fmt::format("{} ({} instance{})", human_size(bytes), instances,
-                                   instances == 1 ? "" : "s"));
+    lines.emplace_back(
+        fmt::format("{} cache:", std::get<1>(key)),
+        fmt::format("{} ({} instance{})", human_size(bytes), instances, instances == 1 ? "" : "s"));
   }
   return lines;
 }
@@ -91,8 +97,7 @@ std::string human_size(std::uint64_t bytes) {
   if (remainder != 0) {
     // Three digits, then rounded to one, as util-linux does.
     const std::uint64_t thousandths =
-        exponent > 50 ? (remainder >> 10) * 1000 >> (exponent - 10)
-                      : remainder * 1000 >> exponent;
+        exponent > 50 ? (remainder >> 10) * 1000 >> (exponent - 10) : remainder * 1000 >> exponent;
     tenths = (thousandths + 50) / 100;
     if (tenths == 10) {
       ++whole;
@@ -154,10 +159,10 @@ std::string render_topology_text(const Topology& topology, const std::vector<Vm>
         any_pinned = any_pinned || entry.pinned_here;
       }
     }
-    std::vector<std::string> row = {std::to_string(cpu.cpu),    number_or_dash(cpu.node),
-                                    number_or_dash(cpu.package), number_or_dash(cpu.core),
-                                    cpu.online ? "yes" : "no",
-                                    cpu.siblings.empty() ? "-" : cpu.siblings.to_list()};
+    std::vector<std::string> row = {
+        std::to_string(cpu.cpu),     number_or_dash(cpu.node),
+        number_or_dash(cpu.package), number_or_dash(cpu.core),
+        cpu.online ? "yes" : "no",   cpu.siblings.empty() ? "-" : cpu.siblings.to_list()};
     if (show_isolated) row.push_back(cpu.isolated ? "yes" : "no");
     row.push_back(std::move(vcpus));
     table.add_row(std::move(row));

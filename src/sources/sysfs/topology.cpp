@@ -217,8 +217,8 @@ bool has_word(std::string_view text, std::string_view word) {
   while ((start = text.find(word, start)) != std::string_view::npos) {
     const bool starts = start == 0 || text[start - 1] == ' ' || text[start - 1] == '\t';
     const std::size_t after = start + word.size();
-    const bool ends = after == text.size() || text[after] == ' ' || text[after] == '\t' ||
-                      text[after] == '\n';
+    const bool ends =
+        after == text.size() || text[after] == ' ' || text[after] == '\t' || text[after] == '\n';
     if (starts && ends) return true;
     start = after;
   }
@@ -247,8 +247,8 @@ std::string read_hypervisor_vendor(const fs::path& root, std::string_view cpuinf
   if (const auto type = read_text(root / "sys/hypervisor/type")) {
     if (trim(*type) == "xen") return "Xen";
   }
-  if (const auto clocks = read_text(
-          root / "sys/devices/system/clocksource/clocksource0/available_clocksource")) {
+  if (const auto clocks =
+          read_text(root / "sys/devices/system/clocksource/clocksource0/available_clocksource")) {
     if (has_word(*clocks, "kvm-clock")) return "KVM";
     if (clocks->find("hyperv_clocksource") != std::string::npos) return "Microsoft";
     if (has_word(*clocks, "xen")) return "Xen";
@@ -257,15 +257,73 @@ std::string read_hypervisor_vendor(const fs::path& root, std::string_view cpuinf
   const std::string dmi_product(
       trim(read_text(root / "sys/class/dmi/id/product_name").value_or("")));
   static constexpr std::pair<std::string_view, std::string_view> kDmiVendors[] = {
-      {"QEMU", "KVM"},         {"Amazon EC2", "KVM"},     {"Google", "KVM"},
-      {"OpenStack", "KVM"},    {"Microsoft Corporation", "Microsoft"},
-      {"VMware", "VMware"},    {"innotek GmbH", "Oracle"}, {"Parallels", "Parallels"},
+      {"QEMU", "KVM"},
+      {"Amazon EC2", "KVM"},
+      {"Google", "KVM"},
+      {"OpenStack", "KVM"},
+      {"Microsoft Corporation", "Microsoft"},
+      {"VMware", "VMware"},
+      {"innotek GmbH", "Oracle"},
+      {"Parallels", "Parallels"},
       {"Xen", "Xen"}};
   for (const auto& [needle, vendor] : kDmiVendors) {
     if (dmi_vendor.starts_with(needle)) return std::string(vendor);
   }
   if (dmi_product == "KVM" || dmi_product.starts_with("KVM ")) return "KVM";
   return flags ? "unknown" : "";
+}
+
+// One CPU: where it sits (kernel core_id, package, node) and its SMT siblings.
+Cpu describe_cpu(hwloc_topology_t hwloc, const std::vector<hwloc_obj_t>& nodes,
+                 const fs::path& cpu_dir, const Topology& topology, int number) {
+  Cpu cpu;
+  cpu.cpu = number;
+  cpu.online = topology.online.contains(number);
+  cpu.isolated = topology.isolated.contains(number);
+  const fs::path own_dir = cpu_dir / fmt::format("cpu{}", number);
+  if (hwloc_obj_t pu = hwloc_get_pu_obj_by_os_index(hwloc, static_cast<unsigned>(number))) {
+    // hwloc gives a Core the kernel's core_id as os_index, a Package its physical_package_id.
+    hwloc_obj_t core = hwloc_get_ancestor_obj_by_type(hwloc, HWLOC_OBJ_CORE, pu);
+    cpu.core = os_index_or_unknown(core);
+    cpu.package = os_index_or_unknown(hwloc_get_ancestor_obj_by_type(hwloc, HWLOC_OBJ_PACKAGE, pu));
+    if (cpu.online) cpu.siblings = core ? to_cpuset(core->cpuset) : to_cpuset(pu->cpuset);
+  }
+  // An offline CPU has no hwloc object; some kernels still show its topology files.
+  if (cpu.core < 0) cpu.core = read_int(own_dir / "topology/core_id").value_or(-1);
+  if (cpu.package < 0) {
+    cpu.package = read_int(own_dir / "topology/physical_package_id").value_or(-1);
+  }
+  // A node's complete cpuset comes from its cpumap, which may keep offline CPUs.
+  for (hwloc_obj_t node : nodes) {
+    if (hwloc_bitmap_isset(node->complete_cpuset, static_cast<unsigned>(number))) {
+      cpu.node = os_index_or_unknown(node);
+      break;
+    }
+  }
+  if (cpu.node < 0) {
+    // The kernel links cpuN/nodeM for every registered CPU, online or not.
+    const CpuSet linked = numbered_entries(own_dir, "node");
+    if (!linked.empty()) cpu.node = linked.cpus().front();
+  }
+  return cpu;
+}
+
+// Packages, physical cores and threads per core of the online CPUs, as lscpu counts them.
+void count_packages_and_cores(hwloc_topology_t hwloc, Topology& topology) {
+  topology.packages = hwloc_get_nbobjs_by_type(hwloc, HWLOC_OBJ_PACKAGE);
+  // Without package ids hwloc makes no Package; lscpu then still counts one socket.
+  if (topology.packages == 0 && !topology.online.empty()) topology.packages = 1;
+  topology.cores = hwloc_get_nbobjs_by_type(hwloc, HWLOC_OBJ_CORE);
+  if (topology.cores == 0) {
+    topology.cores = hwloc_get_nbobjs_by_type(hwloc, HWLOC_OBJ_PU);  // one thread per core
+  }
+  // The widest core, as lscpu does: a hybrid CPU with 2-thread P-cores says 2.
+  topology.threads_per_core = topology.online.empty() ? 0 : 1;
+  for (hwloc_obj_t core = nullptr;
+       (core = hwloc_get_next_obj_by_type(hwloc, HWLOC_OBJ_CORE, core)) != nullptr;) {
+    topology.threads_per_core =
+        std::max(topology.threads_per_core, hwloc_bitmap_weight(core->cpuset));
+  }
 }
 
 }  // namespace
@@ -311,53 +369,9 @@ Result<Topology> read_topology(const fs::path& root) {
             [](const NumaNode& a, const NumaNode& b) { return a.node < b.node; });
 
   for (const int number : (topology.present | topology.online).cpus()) {
-    Cpu cpu;
-    cpu.cpu = number;
-    cpu.online = topology.online.contains(number);
-    cpu.isolated = topology.isolated.contains(number);
-    const fs::path own_dir = cpu_dir / fmt::format("cpu{}", number);
-    if (hwloc_obj_t pu = hwloc_get_pu_obj_by_os_index(hwloc, static_cast<unsigned>(number))) {
-      // hwloc gives a Core the kernel's core_id as os_index, a Package its physical_package_id.
-      hwloc_obj_t core = hwloc_get_ancestor_obj_by_type(hwloc, HWLOC_OBJ_CORE, pu);
-      cpu.core = os_index_or_unknown(core);
-      cpu.package =
-          os_index_or_unknown(hwloc_get_ancestor_obj_by_type(hwloc, HWLOC_OBJ_PACKAGE, pu));
-      if (cpu.online) cpu.siblings = core ? to_cpuset(core->cpuset) : to_cpuset(pu->cpuset);
-    }
-    // An offline CPU has no hwloc object; some kernels still show its topology files.
-    if (cpu.core < 0) cpu.core = read_int(own_dir / "topology/core_id").value_or(-1);
-    if (cpu.package < 0) {
-      cpu.package = read_int(own_dir / "topology/physical_package_id").value_or(-1);
-    }
-    // A node's complete cpuset comes from its cpumap, which may keep offline CPUs.
-    for (hwloc_obj_t node : nodes) {
-      if (hwloc_bitmap_isset(node->complete_cpuset, static_cast<unsigned>(number))) {
-        cpu.node = os_index_or_unknown(node);
-        break;
-      }
-    }
-    if (cpu.node < 0) {
-      // The kernel links cpuN/nodeM for every registered CPU, online or not.
-      const CpuSet linked = numbered_entries(own_dir, "node");
-      if (!linked.empty()) cpu.node = linked.cpus().front();
-    }
-    topology.cpus.push_back(std::move(cpu));
+    topology.cpus.push_back(describe_cpu(hwloc, nodes, cpu_dir, topology, number));
   }
-
-  topology.packages = hwloc_get_nbobjs_by_type(hwloc, HWLOC_OBJ_PACKAGE);
-  // Without package ids hwloc makes no Package; lscpu then still counts one socket.
-  if (topology.packages == 0 && !topology.online.empty()) topology.packages = 1;
-  topology.cores = hwloc_get_nbobjs_by_type(hwloc, HWLOC_OBJ_CORE);
-  topology.threads_per_core = topology.online.empty() ? 0 : 1;
-  if (topology.cores == 0) {
-    topology.cores = hwloc_get_nbobjs_by_type(hwloc, HWLOC_OBJ_PU);  // one thread per core
-  }
-  // The widest core, as lscpu does: a hybrid CPU with 2-thread P-cores says 2.
-  for (hwloc_obj_t core = nullptr;
-       (core = hwloc_get_next_obj_by_type(hwloc, HWLOC_OBJ_CORE, core)) != nullptr;) {
-    topology.threads_per_core =
-        std::max(topology.threads_per_core, hwloc_bitmap_weight(core->cpuset));
-  }
+  count_packages_and_cores(hwloc, topology);
   topology.caches = read_caches(hwloc);
 
   const std::string cpuinfo = read_text(root / "proc/cpuinfo").value_or("");
