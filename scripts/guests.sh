@@ -41,11 +41,12 @@ guests_on_signal() {
   exit "$1"  # runs the EXIT trap
 }
 
-# Field N (1-based, as in proc(5)) of /proc/[PID/task/]TID/stat. The name (field 2) may hold
-# spaces, ')' and newlines: the fields after it start after the LAST ')'.
+# Field N (1-based, as in proc(5)) of thread TID's stat. The name (field 2) may hold spaces, ')'
+# and newlines: the fields after it start after the LAST ')'. Read from /proc/TID/task/TID/stat:
+# /proc/TID/stat sums utime and stime over the whole process.
 thread_stat_field() {
   local tid=$1 field=$2 stat rest
-  stat=$(tr '\n' ' ' <"/proc/$tid/stat" 2>/dev/null) || return 1
+  stat=$(tr '\n' ' ' <"/proc/$tid/task/$tid/stat" 2>/dev/null) || return 1
   [[ -n "$stat" ]] || return 1
   rest=${stat##*) }
   local -a fields

@@ -4,9 +4,7 @@
 
 #include <fmt/format.h>
 
-#include "core/identify.h"
 
-#include "views/table.h"
 
 namespace vcpumap::views {
 
@@ -61,33 +59,6 @@ std::string render_vcpuinfo(const Vm& vm, const Snapshot& snapshot, bool pretty)
     text += '\n';
   }
   return text;
-}
-
-std::string render_vcpupin(const Vm& vm) {
-  Table table({"VCPU", "CPU Affinity"});
-  for (const auto* thread : vm.vcpus()) {
-    table.add_row({fmt::to_string(thread->vcpu), thread->facts.affinity.to_list()});
-  }
-  return table.render_virsh() + '\n';
-}
-
-std::string render_emulatorpin(const Vm& vm) {
-  return fmt::format("emulator: CPU Affinity\n{}\n{:>9} {}\n\n", std::string(34, '-'), "*:",
-                     vm.emulator_affinity().to_list());
-}
-
-std::string render_iothreadinfo(const Vm& vm) {
-  const auto iothreads = vm.threads_with(ThreadRole::iothread);
-  // cmdIOThreadInfo prints this without a newline; virsh's end-of-command newline ends it.
-  if (iothreads.empty()) return "No IOThreads found for the domain\n";
-  Table table({"IOThread ID", "CPU Affinity"});
-  for (const auto* thread : iothreads) {
-    // libvirt's I/O thread objects are "iothread<N>" and virsh shows N.
-    const auto number = parse_indexed_name(thread->iothread, "iothread");
-    table.add_row({number ? fmt::to_string(*number) : thread->iothread,
-                   thread->facts.affinity.to_list()});
-  }
-  return table.render_virsh() + '\n';
 }
 
 }  // namespace vcpumap::views

@@ -10,11 +10,6 @@ namespace vcpumap::views {
 
 // `virsh vcpuinfo [--pretty]`: one block per vCPU.
 std::string render_vcpuinfo(const Vm& vm, const Snapshot& snapshot, bool pretty);
-// `virsh vcpupin DOM`: the table of each vCPU's affinity.
-std::string render_vcpupin(const Vm& vm);
-// `virsh emulatorpin DOM`: the emulator threads' affinity.
-std::string render_emulatorpin(const Vm& vm);
-// `virsh iothreadinfo DOM`: each I/O thread's id and affinity.
-std::string render_iothreadinfo(const Vm& vm);
+// vcpupin, emulatorpin and iothreadinfo are in pin_view.h: they show libvirt's definition.
 
 }  // namespace vcpumap::views

@@ -2,10 +2,10 @@
 
 #include <dirent.h>
 #include <fcntl.h>
-#include <sched.h>
 
 #include <fmt/format.h>
 
+#include "sources/procfs/affinity.h"
 #include "sources/procfs/parse.h"
 #include "util/text.h"
 
@@ -28,20 +28,6 @@ std::vector<int> numeric_entries(Fd dir) {
   return ids;
 }
 
-CpuSet affinity_of(int tid) {
-  // Sized for any host: glibc's cpu_set_t holds only 1024 CPUs.
-  constexpr int kMaxCpus = 8192;
-  cpu_set_t* mask = CPU_ALLOC(kMaxCpus);
-  const auto size = CPU_ALLOC_SIZE(kMaxCpus);
-  CpuSet set;
-  if (::sched_getaffinity(tid, size, mask) == 0) {
-    for (int cpu = 0; cpu < kMaxCpus; ++cpu) {
-      if (CPU_ISSET_S(cpu, size, mask)) set.add(cpu);
-    }
-  }
-  CPU_FREE(mask);
-  return set;
-}
 
 }  // namespace
 
@@ -126,7 +112,7 @@ std::optional<ThreadReading> Procfs::read_thread(int task_dir_fd, int tid) const
     facts.involuntary_switches = counters.involuntary_switches;
   }
   if (live_) {
-    facts.affinity = affinity_of(tid);
+    facts.affinity = read_affinity(tid).cpus;
   } else if (const auto text = read_file_at(task_dir_fd, path_of("status"))) {
     if (auto affinity = parse_status_affinity(*text)) facts.affinity = std::move(*affinity);
   }
