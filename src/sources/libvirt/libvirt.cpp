@@ -68,7 +68,8 @@ unsigned int flags_for(Scope scope) {
     case Scope::config:
       return VIR_DOMAIN_AFFECT_CONFIG;
     case Scope::live_and_config:
-      return static_cast<unsigned>(VIR_DOMAIN_AFFECT_LIVE) | static_cast<unsigned>(VIR_DOMAIN_AFFECT_CONFIG);
+      return static_cast<unsigned>(VIR_DOMAIN_AFFECT_LIVE) |
+             static_cast<unsigned>(VIR_DOMAIN_AFFECT_CONFIG);
   }
   return VIR_DOMAIN_AFFECT_CURRENT;
 }
@@ -151,14 +152,15 @@ Result<std::vector<LibvirtDomain>> Connection::list_domains() const {
     // Pinning as the definition that applies now says (live when running): what virsh shows.
     const int max_vcpus =
         virDomainGetVcpusFlags(domain.get(), static_cast<unsigned>(VIR_DOMAIN_AFFECT_CURRENT) |
-                                                     static_cast<unsigned>(VIR_DOMAIN_VCPU_MAXIMUM));
+                                                 static_cast<unsigned>(VIR_DOMAIN_VCPU_MAXIMUM));
     info.vcpus = virDomainGetVcpusFlags(domain.get(), VIR_DOMAIN_AFFECT_CURRENT);
     if (max_vcpus > 0) {
       std::vector<unsigned char> maps(static_cast<std::size_t>(max_vcpus * maplen), 0);
       const int got = virDomainGetVcpuPinInfo(domain.get(), max_vcpus, maps.data(), maplen,
                                               VIR_DOMAIN_AFFECT_CURRENT);
       for (int vcpu = 0; vcpu < got; ++vcpu) {
-        info.vcpu_pins.push_back(from_cpumap(&maps[static_cast<std::size_t>(vcpu * maplen)], maplen));
+        info.vcpu_pins.push_back(
+            from_cpumap(&maps[static_cast<std::size_t>(vcpu * maplen)], maplen));
       }
     }
     std::vector<unsigned char> emulator(static_cast<std::size_t>(maplen), 0);
@@ -197,7 +199,8 @@ Result<Domain> lookup(virConnectPtr connection, const std::string& uuid) {
 }
 
 Status pin_result(int rc, std::string_view what) {
-  if (rc < 0) return make_error(ExitCode::failure, "libvirt refused to pin {}: {}", what, last_error());
+  if (rc < 0)
+    return make_error(ExitCode::failure, "libvirt refused to pin {}: {}", what, last_error());
   return Ok{};
 }
 
@@ -229,8 +232,8 @@ Status Connection::pin_iothread(const std::string& uuid, int iothread, const Cpu
   if (!domain) return domain.error();
   const int maplen = VIR_CPU_MAPLEN(std::max(handle_->host_cpus, cpus.end()));
   auto map = to_cpumap(cpus, maplen);
-  return pin_result(virDomainPinIOThread(domain->get(), static_cast<unsigned>(iothread),
-                                         map.data(), maplen, flags_for(scope)),
+  return pin_result(virDomainPinIOThread(domain->get(), static_cast<unsigned>(iothread), map.data(),
+                                         maplen, flags_for(scope)),
                     fmt::format("I/O thread {}", iothread));
 }
 

@@ -1,26 +1,13 @@
 #include "sources/libvirt/status_file.h"
 
 #include <fcntl.h>
-#include <libxml/parser.h>
-#include <libxml/xpath.h>
 
-#include <memory>
-
+#include "sources/libvirt/xml.h"
 #include "util/fd.h"
 #include "util/text.h"
 
 namespace vcpumap::libvirt {
 namespace {
-
-struct XmlDocFree {
-  void operator()(xmlDoc* doc) const { xmlFreeDoc(doc); }
-};
-struct XPathContextFree {
-  void operator()(xmlXPathContext* context) const { xmlXPathFreeContext(context); }
-};
-struct XPathObjectFree {
-  void operator()(xmlXPathObject* object) const { xmlXPathFreeObject(object); }
-};
 
 std::optional<int> int_attribute(xmlNode* node, const char* name) {
   xmlChar* value = xmlGetProp(node, reinterpret_cast<const xmlChar*>(name));
@@ -34,8 +21,7 @@ std::optional<int> int_attribute(xmlNode* node, const char* name) {
 // Fills `out` with id -> thread id for every node matching `xpath` (attributes id and tid_attr).
 void collect_ids(xmlXPathContext* context, const char* xpath, const char* tid_attribute,
                  std::map<int, int>& out) {
-  std::unique_ptr<xmlXPathObject, XPathObjectFree> found(
-      xmlXPathEvalExpression(reinterpret_cast<const xmlChar*>(xpath), context));
+  const auto found = eval_xpath(context, xpath);
   if (!found || found->nodesetval == nullptr) return;
   for (int i = 0; i < found->nodesetval->nodeNr; ++i) {
     xmlNode* node = found->nodesetval->nodeTab[i];
@@ -48,9 +34,7 @@ void collect_ids(xmlXPathContext* context, const char* xpath, const char* tid_at
 }  // namespace
 
 Result<StatusThreads> parse_status_xml(std::string_view xml) {
-  std::unique_ptr<xmlDoc, XmlDocFree> doc(
-      xmlReadMemory(xml.data(), static_cast<int>(xml.size()), "status.xml", nullptr,
-                    XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING));
+  const auto doc = parse_xml(xml, "status.xml");
   if (!doc) return make_error(ExitCode::failure, "libvirt status file is not XML");
   xmlNode* root = xmlDocGetRootElement(doc.get());
   if (root == nullptr || xmlStrcmp(root->name, reinterpret_cast<const xmlChar*>("domstatus"))) {
@@ -58,7 +42,7 @@ Result<StatusThreads> parse_status_xml(std::string_view xml) {
   }
   StatusThreads threads;
   threads.pid = int_attribute(root, "pid").value_or(0);
-  std::unique_ptr<xmlXPathContext, XPathContextFree> context(xmlXPathNewContext(doc.get()));
+  const XPathContext context(xmlXPathNewContext(doc.get()));
   // libvirt writes <vcpus><vcpu id='0' pid='1234'/></vcpus> and
   // <iothreads><iothread id='1' pid='1235'/></iothreads> (qemuDomainObjPrivateXMLFormat).
   collect_ids(context.get(), "/domstatus/vcpus/vcpu", "pid", threads.vcpu_tids);

@@ -12,9 +12,9 @@
 namespace vcpumap::libvirt {
 
 struct StatusThreads {
-  int pid = 0;                         // <domstatus pid='...'>: the QEMU process
-  std::map<int, int> vcpu_tids;        // vCPU id -> thread id
-  std::map<int, int> iothread_tids;    // I/O thread id -> thread id
+  int pid = 0;                       // <domstatus pid='...'>: the QEMU process
+  std::map<int, int> vcpu_tids;      // vCPU id -> thread id
+  std::map<int, int> iothread_tids;  // I/O thread id -> thread id
 };
 
 // Parses a status file's text.
