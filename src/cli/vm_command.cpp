@@ -41,9 +41,8 @@ CLI::App* add_vm_command(CLI::App& app, const GlobalOptions& global, int& exit_c
   auto spec = std::make_shared<std::string>();
   auto* command = app.add_subcommand(name, description);
   command->add_option("VM", *spec, "the VM: name, UUID or PID")->required();
-  command->callback([&global, &exit_code, spec, print] {
-    exit_code = with_vm(global, *spec, print);
-  });
+  command->callback(
+      [&global, &exit_code, spec, print] { exit_code = with_vm(global, *spec, print); });
   return command;
 }
 

@@ -40,8 +40,8 @@ void merge_libvirt(Snapshot& snapshot, const std::string& uri) {
   }
   auto domains = (*connection)->list_domains();
   if (!domains) {
-    snapshot.notes.push_back(
-        fmt::format("libvirt not used ({}); VMs are read from /proc alone", domains.error().message));
+    snapshot.notes.push_back(fmt::format("libvirt not used ({}); VMs are read from /proc alone",
+                                         domains.error().message));
     return;
   }
   for (auto& domain : *domains) {

@@ -156,8 +156,9 @@ Result<Snapshot> take_snapshot(const SnapshotOptions& options) {
         }
       }
     }
-    std::sort(vm.threads.begin(), vm.threads.end(),
-              [](const VmThread& a, const VmThread& b) { return thread_order(a) < thread_order(b); });
+    std::sort(vm.threads.begin(), vm.threads.end(), [](const VmThread& a, const VmThread& b) {
+      return thread_order(a) < thread_order(b);
+    });
   }
   if (options.use_libvirt && procfs::is_own_root(options.root)) {
     merge_libvirt(snapshot, options.libvirt_uri);
@@ -185,7 +186,8 @@ Result<const Vm*> find_vm(const Snapshot& snapshot, std::string_view spec) {
     // A number is a libvirt domain id first (as `virsh vcpuinfo 2`), then a PID.
     if (const auto id = parse_u64(spec)) {
       for (const auto& vm : snapshot.vms) {
-        if (vm.libvirt && vm.libvirt->id >= 0 && static_cast<std::uint64_t>(vm.libvirt->id) == *id) {
+        if (vm.libvirt && vm.libvirt->id >= 0 &&
+            static_cast<std::uint64_t>(vm.libvirt->id) == *id) {
           matches.push_back(&vm);
         }
       }

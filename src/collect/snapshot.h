@@ -11,11 +11,11 @@
 namespace vcpumap {
 
 struct SnapshotOptions {
-  std::filesystem::path root = "/";       // where /proc and /sys are read
-  std::vector<std::string> qmp_sockets;   // QMP monitors to ask for vCPU thread ids
+  std::filesystem::path root = "/";      // where /proc and /sys are read
+  std::vector<std::string> qmp_sockets;  // QMP monitors to ask for vCPU thread ids
   bool with_topology = true;
-  bool use_libvirt = true;        // ask libvirt too (only when root is this machine's own)
-  std::string libvirt_uri;        // empty: LIBVIRT_DEFAULT_URI, else qemu:///system
+  bool use_libvirt = true;  // ask libvirt too (only when root is this machine's own)
+  std::string libvirt_uri;  // empty: LIBVIRT_DEFAULT_URI, else qemu:///system
 };
 
 // Options that read the tree under `root` alone: its /proc and /sys, no libvirt, no QMP.
@@ -33,7 +33,8 @@ Result<Snapshot> take_snapshot(const SnapshotOptions& options);
 // the VMs found in /proc. When libvirt can't be reached, adds one note saying so.
 void merge_libvirt(Snapshot& snapshot, const std::string& uri);
 
-// Finds the VM a user named: by name, UUID, libvirt id or PID. Error (exit 2) names the input when unknown.
+// Finds the VM a user named: by name, UUID, libvirt id or PID. Error (exit 2) names the input when
+// unknown.
 Result<const Vm*> find_vm(const Snapshot& snapshot, std::string_view spec);
 
 }  // namespace vcpumap

@@ -65,7 +65,8 @@ void read_qemu_name(std::string_view value, VmIdentity& identity) {
       const auto key = std::string_view(part).substr(0, equals);
       const auto val = std::string_view(part).substr(equals + 1);
       if (key == "guest") identity.name = val;
-      if (key == "debug-threads") identity.debug_threads = (val == "on" || val == "yes" || val == "true");
+      if (key == "debug-threads")
+        identity.debug_threads = (val == "on" || val == "yes" || val == "true");
     }
     first = false;
   }

@@ -16,18 +16,18 @@ namespace vcpumap {
 // ---- host topology ----
 
 struct Cpu {
-  int cpu = -1;       // the kernel's CPU number
-  int core = -1;      // core number as the kernel gives it (topology/core_id), -1 when unknown
-  int package = -1;   // physical package id, -1 when unknown
-  int node = -1;      // NUMA node, -1 when unknown
+  int cpu = -1;      // the kernel's CPU number
+  int core = -1;     // core number as the kernel gives it (topology/core_id), -1 when unknown
+  int package = -1;  // physical package id, -1 when unknown
+  int node = -1;     // NUMA node, -1 when unknown
   bool online = true;
   bool isolated = false;
-  CpuSet siblings;    // SMT siblings, this CPU included (empty when offline)
+  CpuSet siblings;  // SMT siblings, this CPU included (empty when offline)
 };
 
 struct Cache {
   int level = 0;
-  std::string type;     // "Data", "Instruction" or "Unified"
+  std::string type;              // "Data", "Instruction" or "Unified"
   std::uint64_t size_bytes = 0;  // size of one instance
   int instances = 0;
 };
@@ -39,12 +39,12 @@ struct NumaNode {
 
 struct Topology {
   std::vector<Cpu> cpus;  // every present CPU (online or not), by number
-  CpuSet possible;  // the kernel's `possible`: may include hot-plug slots that hold no CPU
-  CpuSet present;   // CPUs that exist, online or not: lscpu's "CPU(s)" and libvirt's host CPU count
+  CpuSet possible;        // the kernel's `possible`: may include hot-plug slots that hold no CPU
+  CpuSet present;  // CPUs that exist, online or not: lscpu's "CPU(s)" and libvirt's host CPU count
   CpuSet online;
   CpuSet isolated;
   int packages = 0;
-  int cores = 0;          // physical cores, across all packages
+  int cores = 0;  // physical cores, across all packages
   int threads_per_core = 0;
   std::vector<NumaNode> nodes;
   std::vector<Cache> caches;
@@ -79,11 +79,11 @@ bool is_emulator_role(ThreadRole role);
 // What the kernel says about one thread at one moment. Optional fields are absent when the
 // kernel file behind them is missing (never 0 in their place).
 struct ThreadFacts {
-  char state = '?';                 // stat field 3
-  std::uint64_t utime_ticks = 0;    // stat field 14
-  std::uint64_t stime_ticks = 0;    // stat field 15
-  std::uint64_t start_time_ticks = 0;  // stat field 22: tells a reused tid apart
-  int last_cpu = -1;                // stat field 39
+  char state = '?';                           // stat field 3
+  std::uint64_t utime_ticks = 0;              // stat field 14
+  std::uint64_t stime_ticks = 0;              // stat field 15
+  std::uint64_t start_time_ticks = 0;         // stat field 22: tells a reused tid apart
+  int last_cpu = -1;                          // stat field 39
   std::optional<std::uint64_t> cpu_time_ns;   // schedstat field 1
   std::optional<std::uint64_t> run_delay_ns;  // schedstat field 2
   std::optional<std::uint64_t> timeslices;    // schedstat field 3
@@ -97,8 +97,8 @@ struct VmThread {
   int tid = 0;
   std::string name;  // raw bytes of the kernel's comm, may hold anything
   ThreadRole role = ThreadRole::emulator_other;
-  int vcpu = -1;           // for role vcpu
-  std::string iothread;    // for role iothread: QEMU's object id
+  int vcpu = -1;         // for role vcpu
+  std::string iothread;  // for role iothread: QEMU's object id
   ThreadFacts facts;
 };
 
@@ -108,9 +108,9 @@ std::string_view to_string(VcpuSource source);
 
 // OpenStack nova's <nova:instance> metadata of a libvirt domain.
 struct NovaInstance {
-  std::string name;     // the instance's display name
-  std::string flavor;   // flavor name
-  std::string project;  // owner project name
+  std::string name;        // the instance's display name
+  std::string flavor;      // flavor name
+  std::string project;     // owner project name
   std::string cpu_policy;  // flavor extra spec hw:cpu_policy when nova wrote it (may be empty)
 };
 
@@ -121,7 +121,7 @@ struct LibvirtDomain {
   std::string uuid;
   std::string state;  // virsh's words: "running", "shut off", "paused"...
   bool active = false;
-  int pid = 0;  // the QEMU process, when active and known
+  int pid = 0;    // the QEMU process, when active and known
   int vcpus = 0;  // vCPUs in the definition that applies (live when active)
   // Configured pinning from the definition (virDomainGetVcpuPinInfo and friends): what virsh's
   // vcpupin and emulatorpin show.
@@ -133,12 +133,12 @@ struct LibvirtDomain {
 };
 
 struct Vm {
-  int pid = 0;  // 0 for an inactive libvirt domain
+  int pid = 0;       // 0 for an inactive libvirt domain
   std::string name;  // may be empty when the hypervisor was given none
   std::string uuid;  // may be empty
   Hypervisor hypervisor = Hypervisor::qemu;
   VcpuSource vcpu_source = VcpuSource::unknown;
-  std::vector<VmThread> threads;  // sorted: vCPUs by index, then I/O threads, then the rest
+  std::vector<VmThread> threads;         // sorted: vCPUs by index, then I/O threads, then the rest
   std::optional<LibvirtDomain> libvirt;  // when libvirt manages this VM
   std::vector<std::string> notes;  // one-line remarks about this VM (e.g. debug-threads missing)
 
@@ -159,7 +159,7 @@ struct Snapshot {
   std::vector<Vm> vms;
   std::chrono::steady_clock::time_point monotonic;  // for rates
   std::chrono::system_clock::time_point wall;       // for people
-  std::vector<std::string> notes;  // one-line remarks for the user (e.g. debug-threads missing)
+  std::vector<std::string> notes;     // one-line remarks for the user (e.g. debug-threads missing)
   long clock_ticks_per_second = 100;  // USER_HZ, the unit of stat's utime and stime
 };
 

@@ -84,7 +84,9 @@ Result<CpuSet> parse_list_impl(std::string_view text, bool allow_exclusions) {
 
 }  // namespace
 
-Result<CpuSet> CpuSet::parse_list(std::string_view text) { return parse_list_impl(text, false); }
+Result<CpuSet> CpuSet::parse_list(std::string_view text) {
+  return parse_list_impl(text, false);
+}
 
 Result<CpuSet> CpuSet::parse_virsh_list(std::string_view text) {
   return parse_list_impl(text, true);
@@ -149,7 +151,9 @@ bool CpuSet::contains(int cpu) const {
   return word < words_.size() && (words_[word] >> (cpu % kBits)) & 1U;
 }
 
-bool CpuSet::empty() const { return words_.empty(); }
+bool CpuSet::empty() const {
+  return words_.empty();
+}
 
 int CpuSet::count() const {
   int total = 0;
@@ -176,7 +180,9 @@ std::vector<int> CpuSet::cpus() const {
   return result;
 }
 
-bool CpuSet::is_subset_of(const CpuSet& other) const { return (*this - other).empty(); }
+bool CpuSet::is_subset_of(const CpuSet& other) const {
+  return (*this - other).empty();
+}
 
 CpuSet CpuSet::operator&(const CpuSet& other) const {
   CpuSet result;
@@ -208,7 +214,9 @@ CpuSet CpuSet::operator-(const CpuSet& other) const {
   return result;
 }
 
-bool CpuSet::operator==(const CpuSet& other) const { return words_ == other.words_; }
+bool CpuSet::operator==(const CpuSet& other) const {
+  return words_ == other.words_;
+}
 
 std::string CpuSet::to_list() const {
   std::string text;

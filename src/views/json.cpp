@@ -11,9 +11,13 @@ json optional_json(const std::optional<std::uint64_t>& value) {
   return value ? json(*value) : json(nullptr);
 }
 
-json cpus_json(const CpuSet& set) { return set.cpus(); }
+json cpus_json(const CpuSet& set) {
+  return set.cpus();
+}
 
-json string_or_null(const std::string& text) { return text.empty() ? json(nullptr) : json(text); }
+json string_or_null(const std::string& text) {
+  return text.empty() ? json(nullptr) : json(text);
+}
 
 }  // namespace
 
@@ -63,7 +67,8 @@ json vm_json(const Vm& vm) {
     iothreads.push_back(thread_json(*thread));
   }
   json vhost = json::array();
-  for (const auto* thread : vm.threads_with(ThreadRole::vhost)) vhost.push_back(thread_json(*thread));
+  for (const auto* thread : vm.threads_with(ThreadRole::vhost))
+    vhost.push_back(thread_json(*thread));
   json nova = nullptr;
   if (vm.libvirt && vm.libvirt->nova) {
     const auto& instance = *vm.libvirt->nova;
@@ -83,7 +88,8 @@ json vm_json(const Vm& vm) {
           {"hypervisor", std::string(to_string(vm.hypervisor))},
           {"vcpu_source", std::string(to_string(vm.vcpu_source))},
           {"vcpus", vcpus},
-          {"emulator", {{"affinity", cpus_json(vm.emulator_affinity())}, {"threads", emulator_threads}}},
+          {"emulator",
+           {{"affinity", cpus_json(vm.emulator_affinity())}, {"threads", emulator_threads}}},
           {"iothreads", iothreads},
           {"vhost", vhost},
           {"notes", vm.notes}};
@@ -96,9 +102,9 @@ json snapshot_json(const Snapshot& snapshot) {
     vms.push_back(vm_json(vm));
     for (const auto& note : vm.notes) notes.push_back(note);
   }
-  const auto wall_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                           snapshot.wall.time_since_epoch())
-                           .count();
+  const auto wall_ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(snapshot.wall.time_since_epoch())
+          .count();
   return {{"host", host_json(snapshot.topology)},
           {"vms", vms},
           {"notes", notes},
@@ -108,7 +114,8 @@ json snapshot_json(const Snapshot& snapshot) {
 json threads_json(const Vm& vm) {
   json threads = json::array();
   for (const auto& thread : vm.threads) threads.push_back(thread_json(thread));
-  return {{"vm", {{"pid", vm.pid}, {"name", string_or_null(vm.name)}, {"uuid", string_or_null(vm.uuid)}}},
+  return {{"vm",
+           {{"pid", vm.pid}, {"name", string_or_null(vm.name)}, {"uuid", string_or_null(vm.uuid)}}},
           {"threads", threads}};
 }
 

@@ -5,8 +5,9 @@
 namespace vcpumap::views {
 
 std::size_t display_width(const std::string& text) {
-  return static_cast<std::size_t>(std::count_if(
-      text.begin(), text.end(), [](char c) { return (static_cast<unsigned char>(c) & 0xC0) != 0x80; }));
+  return static_cast<std::size_t>(std::count_if(text.begin(), text.end(), [](char c) {
+    return (static_cast<unsigned char>(c) & 0xC0) != 0x80;
+  }));
 }
 
 std::vector<std::size_t> Table::widths() const {
@@ -22,8 +23,9 @@ std::vector<std::size_t> Table::widths() const {
 
 namespace {
 
-std::string render_line(const std::vector<std::string>& cells, const std::vector<std::size_t>& widths,
-                        const std::string& prefix, std::size_t gap) {
+std::string render_line(const std::vector<std::string>& cells,
+                        const std::vector<std::size_t>& widths, const std::string& prefix,
+                        std::size_t gap) {
   std::string line = prefix;
   for (std::size_t i = 0; i < cells.size(); ++i) {
     line += cells[i];

@@ -20,8 +20,8 @@ std::string cpu_time(const VmThread& thread, const Snapshot& snapshot) {
   if (thread.facts.cpu_time_ns) return format_seconds(thread.facts.cpu_time_ns);
   // Without schedstat, the tick counts are all there is.
   const auto ticks = thread.facts.utime_ticks + thread.facts.stime_ticks;
-  return fmt::format("{:.2f}s", static_cast<double>(ticks) /
-                                     static_cast<double>(snapshot.clock_ticks_per_second));
+  return fmt::format(
+      "{:.2f}s", static_cast<double>(ticks) / static_cast<double>(snapshot.clock_ticks_per_second));
 }
 
 std::string thread_role(const VmThread& thread) {
@@ -51,7 +51,8 @@ std::string vm_heading(const Vm& vm) {
   if (vm.pid > 0) heading += fmt::format("  pid {}", vm.pid);
   heading += fmt::format("  {}", to_string(vm.hypervisor));
   if (!vm.uuid.empty()) heading += fmt::format("  uuid {}", printable(vm.uuid));
-  const int vcpus = vm.pid > 0 || !vm.libvirt ? static_cast<int>(vm.vcpus().size()) : vm.libvirt->vcpus;
+  const int vcpus =
+      vm.pid > 0 || !vm.libvirt ? static_cast<int>(vm.vcpus().size()) : vm.libvirt->vcpus;
   heading += fmt::format("  {}", plural(vcpus, "vCPU", "vCPUs"));
   heading += '\n';
   if (vm.libvirt && vm.libvirt->nova) {
@@ -82,9 +83,10 @@ std::string format_seconds(const std::optional<std::uint64_t>& ns) {
 
 std::string render_host_line(const Topology& topology) {
   std::string line = fmt::format(
-      "host: {} online ({}), {}, {}, {} per core, {}", plural(topology.online.count(), "CPU", "CPUs"),
-      topology.online.to_list(), plural(topology.packages, "package", "packages"),
-      plural(topology.cores, "core", "cores"), plural(topology.threads_per_core, "thread", "threads"),
+      "host: {} online ({}), {}, {}, {} per core, {}",
+      plural(topology.online.count(), "CPU", "CPUs"), topology.online.to_list(),
+      plural(topology.packages, "package", "packages"), plural(topology.cores, "core", "cores"),
+      plural(topology.threads_per_core, "thread", "threads"),
       plural(static_cast<int>(topology.nodes.size()), "NUMA node", "NUMA nodes"));
   if (!topology.hypervisor_vendor.empty()) {
     line += fmt::format(", itself a VM (hypervisor vendor {})", topology.hypervisor_vendor);
@@ -117,8 +119,9 @@ std::string render_list(const Snapshot& snapshot) {
                         plural(static_cast<int>(emulator.size()), "thread", "threads"),
                         vm.emulator_affinity().to_list(), emulator_cpus.to_list());
     for (const auto* thread : vm.threads_with(ThreadRole::iothread)) {
-      text += fmt::format("  iothread {}: tid {}, CPU {}, affinity {}\n", printable(thread->iothread),
-                          thread->tid, thread->facts.last_cpu, thread->facts.affinity.to_list());
+      text +=
+          fmt::format("  iothread {}: tid {}, CPU {}, affinity {}\n", printable(thread->iothread),
+                      thread->tid, thread->facts.last_cpu, thread->facts.affinity.to_list());
     }
   }
   return text;

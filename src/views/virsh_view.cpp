@@ -4,14 +4,13 @@
 
 #include <fmt/format.h>
 
-
-
 namespace vcpumap::views {
 
 namespace {
 
 std::string affinity_line(const CpuSet& affinity, int width, bool pretty) {
-  if (pretty) return fmt::format("{:<15} {} (out of {})\n", "CPU Affinity:", affinity.to_list(), width);
+  if (pretty)
+    return fmt::format("{:<15} {} (out of {})\n", "CPU Affinity:", affinity.to_list(), width);
   return fmt::format("{:<15} {}\n", "CPU Affinity:", affinity.to_yn(width));
 }
 
@@ -48,7 +47,8 @@ std::string render_vcpuinfo(const Vm& vm, const Snapshot& snapshot, bool pretty)
     // libvirt: (utime + stime) ticks as ns (virProcessGetStatInfo), printed "%.1lfs", and the
     // line is left out when that is 0.
     // Same integer and double steps as libvirt and printf's rounding, so 0.25 s prints "0.2s".
-    const std::uint64_t ns_per_tick = 1000000000ULL / static_cast<std::uint64_t>(snapshot.clock_ticks_per_second);
+    const std::uint64_t ns_per_tick =
+        1000000000ULL / static_cast<std::uint64_t>(snapshot.clock_ticks_per_second);
     const std::uint64_t cpu_time_ns = (facts.utime_ticks + facts.stime_ticks) * ns_per_tick;
     if (cpu_time_ns != 0) {
       char seconds[64];

@@ -8,7 +8,8 @@
 namespace vcpumap::testing {
 
 FixtureTree::FixtureTree() {
-  std::string pattern = (std::filesystem::temp_directory_path() / "vcpumap-fixture-XXXXXX").string();
+  std::string pattern =
+      (std::filesystem::temp_directory_path() / "vcpumap-fixture-XXXXXX").string();
   root_ = ::mkdtemp(pattern.data());
   std::filesystem::copy(std::filesystem::path(VCPUMAP_FIXTURES) / "topology-2cpu-vm", root_,
                         std::filesystem::copy_options::recursive);
@@ -47,8 +48,9 @@ void FixtureTree::add_process(int pid, const std::vector<std::string>& argv,
   for (const auto& t : threads) {
     const auto task = fmt::format("{}/task/{}", dir, t.tid);
     write(task + "/stat", stat_line(t));
-    write(task + "/status", fmt::format("Name:\t{}\nState:\t{}\nCpus_allowed:\t3\nCpus_allowed_list:\t{}\n",
-                                        t.name, t.state, t.affinity));
+    write(task + "/status",
+          fmt::format("Name:\t{}\nState:\t{}\nCpus_allowed:\t3\nCpus_allowed_list:\t{}\n", t.name,
+                      t.state, t.affinity));
     if (t.schedstat) {
       write(task + "/schedstat", fmt::format("{} {} 42\n", t.cpu_time_ns, t.run_delay_ns));
     }

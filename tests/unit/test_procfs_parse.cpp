@@ -23,9 +23,9 @@ TEST(ParseStat, ReadsTheFieldsVirshAndPsUse) {
 TEST(ParseStat, NameEndsAtTheLastParenthesis) {
   const std::string tail =
       " S 1 1 1 0 -1 0 0 0 0 0 7 8 0 0 20 0 1 0 99 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 17 1 0 0\n";
-  const std::vector<std::string> names = {"a) b (c",   "x) R 1 2 3 (",      ")",
-                                          "(",         "two words",         "new\nline",
-                                          "bad\xff\xfe", std::string("nul\0byte", 8)};
+  const std::vector<std::string> names = {
+      "a) b (c",   "x) R 1 2 3 (", ")",           "(",
+      "two words", "new\nline",    "bad\xff\xfe", std::string("nul\0byte", 8)};
   for (const auto& name : names) {
     const auto stat = parse_stat("77 (" + name + ")" + tail);
     ASSERT_TRUE(stat) << name;

@@ -20,11 +20,18 @@ const std::vector<std::string> kQemuArgv = {"/usr/bin/qemu-system-x86_64", "-nam
 std::vector<FakeThread> qemu_threads() {
   std::vector<FakeThread> threads;
   threads.push_back({.tid = 100, .name = "qemu-system-x86", .cpu = 0, .affinity = "0"});
-  threads.push_back({.tid = 101, .name = "CPU 0/KVM", .state = 'R', .utime = 30000, .stime = 2794,
-                     .cpu = 1, .affinity = "1", .cpu_time_ns = 327940000000ULL,
-                     .run_delay_ns = 1500000000ULL, .migrations = 0});
-  threads.push_back({.tid = 102, .name = "CPU 1/KVM", .cpu = 0, .affinity = "0-1",
-                     .migrations = 17});
+  threads.push_back({.tid = 101,
+                     .name = "CPU 0/KVM",
+                     .state = 'R',
+                     .utime = 30000,
+                     .stime = 2794,
+                     .cpu = 1,
+                     .affinity = "1",
+                     .cpu_time_ns = 327940000000ULL,
+                     .run_delay_ns = 1500000000ULL,
+                     .migrations = 0});
+  threads.push_back(
+      {.tid = 102, .name = "CPU 1/KVM", .cpu = 0, .affinity = "0-1", .migrations = 17});
   threads.push_back({.tid = 103, .name = "IO iothread1", .cpu = 0});
   threads.push_back({.tid = 104, .name = "IO mon_iothread", .cpu = 0, .affinity = "0"});
   threads.push_back({.tid = 105, .name = "a) R 1 (b", .cpu = 1});
@@ -129,8 +136,9 @@ TEST(Snapshot, LibvirtStatusFileMapsUnnamedThreads) {
 
 TEST(Snapshot, UnnamedThreadsWithoutMappingGetANote) {
   FixtureTree tree;
-  tree.add_process(200, {"qemu-system-x86_64", "-name", "quiet"},
-                   {{.tid = 200, .name = "qemu-system-x86"}, {.tid = 201, .name = "qemu-system-x86"}});
+  tree.add_process(
+      200, {"qemu-system-x86_64", "-name", "quiet"},
+      {{.tid = 200, .name = "qemu-system-x86"}, {.tid = 201, .name = "qemu-system-x86"}});
   // A stale status file of another process must not be believed.
   tree.write("run/libvirt/qemu/quiet.xml",
              "<domstatus pid='999'><vcpus><vcpu id='0' pid='201'/></vcpus></domstatus>");
@@ -156,8 +164,8 @@ TEST(Snapshot, VhostKernelThreadsJoinTheirVm) {
 TEST(FindVm, ByNameUuidOrPid) {
   FixtureTree tree;
   tree.add_process(100, kQemuArgv, qemu_threads());
-  tree.add_process(200, {"firecracker", "--id", "100"}, {{.tid = 200, .name = "firecracker"},
-                                                         {.tid = 201, .name = "fc_vcpu 0"}});
+  tree.add_process(200, {"firecracker", "--id", "100"},
+                   {{.tid = 200, .name = "firecracker"}, {.tid = 201, .name = "fc_vcpu 0"}});
   auto snapshot = take_snapshot(options_for_root(tree.root()));
   ASSERT_TRUE(snapshot);
   EXPECT_EQ((*find_vm(*snapshot, "web (1))"))->pid, 100);

@@ -48,7 +48,8 @@ Result<StatFields> parse_stat(std::string_view text) {
     return make_error(ExitCode::failure, "stat line has {} fields after the name, expected {}",
                       count, kProcessor + 1);
   }
-  if (fields[kState].size() != 1) return make_error(ExitCode::failure, "stat state is not a letter");
+  if (fields[kState].size() != 1)
+    return make_error(ExitCode::failure, "stat state is not a letter");
   stat.state = fields[kState][0];
   const auto utime = parse_u64(fields[kUtime]);
   const auto stime = parse_u64(fields[kStime]);

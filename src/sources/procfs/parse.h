@@ -15,12 +15,12 @@ namespace vcpumap::procfs {
 
 // The fields of /proc/<pid>/task/<tid>/stat that vcpumap uses; numbers are proc(5)'s.
 struct StatFields {
-  std::string comm;                  // (2) may hold spaces, ')', newlines, any byte
-  char state = '?';                  // (3)
-  std::uint64_t utime_ticks = 0;     // (14)
-  std::uint64_t stime_ticks = 0;     // (15)
+  std::string comm;                    // (2) may hold spaces, ')', newlines, any byte
+  char state = '?';                    // (3)
+  std::uint64_t utime_ticks = 0;       // (14)
+  std::uint64_t stime_ticks = 0;       // (15)
   std::uint64_t start_time_ticks = 0;  // (22) since boot, in clock ticks
-  int processor = -1;                // (39) CPU number last executed on
+  int processor = -1;                  // (39) CPU number last executed on
 };
 
 // Parses a stat line. The name ends at the LAST ')' (the kernel does not escape it).

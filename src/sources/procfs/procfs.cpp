@@ -28,7 +28,6 @@ std::vector<int> numeric_entries(Fd dir) {
   return ids;
 }
 
-
 }  // namespace
 
 bool is_own_root(const std::filesystem::path& root) {

@@ -29,7 +29,8 @@ class LineReader {
         buffer_.erase(0, newline + 1);
         return line;
       }
-      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline_ - Clock::now());
+      const auto left =
+          std::chrono::duration_cast<std::chrono::milliseconds>(deadline_ - Clock::now());
       pollfd poller{fd_, POLLIN, 0};
       if (left.count() <= 0 || ::poll(&poller, 1, static_cast<int>(left.count())) <= 0) {
         return make_error(ExitCode::failure, "QMP socket {} did not answer in time", socket_path);
