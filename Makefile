@@ -4,7 +4,7 @@ ASAN_BUILD ?= build-asan
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?= -DCMAKE_BUILD_TYPE=RelWithDebInfo
 
-.PHONY: all deps test-deps build demo test unit-test asan-test format-check format clean
+.PHONY: all deps test-deps build demo test asan-test bench format-check format clean
 
 all: build
 
@@ -27,6 +27,10 @@ test: test-deps build
 	@ctest --test-dir $(BUILD) --output-on-failure
 	@$(MAKE) --no-print-directory asan-test
 	@$(MAKE) --no-print-directory format-check
+
+# The benchmark of docs in BENCHMARKS.md: vcpumap against ps -L and minimal C floors.
+bench: build
+	@bench/run.sh $(BUILD)
 
 asan-test:
 	@cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DVCPUMAP_SANITIZE=ON >/dev/null

@@ -32,6 +32,7 @@ int main(int argc, char** argv) {
   add_pin_commands(app, global, exit_code);
   add_threads_command(app, global, exit_code);
   add_topology_command(app, global, exit_code);
+  add_top_command(app, global, exit_code);
 
   try {
     app.parse(argc, argv);

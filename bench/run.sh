@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Issue 4's benchmark: P fake guests x T vCPU threads (fake_guest, argv qemu-system-x86_64,
+# threads "CPU n/KVM" plus "IO io1"), then by whole-process CPU time (user+sys, median of R runs):
+#   (a) `vcpumap list --json --no-libvirt` vs `ps -L -o pid,tid,psr,stat,comm,time -p PIDS`
+#       vs bench/floor snapshot (open+read+close stat, schedstat, sched of every thread once);
+#   (b) one sampler interval (`vcpumap top -b -n K+1` minus `-n 1`, divided by K; output filtered
+#       to nothing) vs bench/floor sample (pread on kept fds, same difference);
+#   (c) peak RSS of `vcpumap list --json` and of the sampler.
+# Usage: bench/run.sh BUILD_DIR [P] [T] [R] [K]
+set -uo pipefail
+BUILD=${1:?usage: bench/run.sh BUILD_DIR [P] [T] [R] [K]}
+P=${2:-200}
+T=${3:-8}
+R=${4:-5}
+K=${5:-20}
+HERE=$(cd "$(dirname "$0")" && pwd)
+VCPUMAP=$BUILD/src/cli/vcpumap
+FAKE_GUEST=$BUILD/tests/fake_guest
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/vcpumap-bench.XXXXXX")
+PARENT=
+cleanup() {
+  [[ -n "$PARENT" ]] && kill -TERM "$PARENT" 2>/dev/null && wait "$PARENT" 2>/dev/null
+  rm -rf -- "$TMP"
+}
+trap cleanup EXIT
+cc -O2 -o "$TMP/floor" "$HERE/floor.c" || exit 1
+
+"$FAKE_GUEST" --guests "$P" --threads "$T" --iothread -name guest=bench >"$TMP/pids" &
+PARENT=$!
+for ((i = 0; i < 600; i++)); do
+  [[ $(grep -c '' "$TMP/pids") -ge $P ]] && break
+  sleep 0.1
+done
+mapfile -t PIDS <"$TMP/pids"
+((${#PIDS[@]} == P)) || { echo "only ${#PIDS[@]} of $P guests started" >&2; exit 1; }
+sleep 1  # every thread named
+threads=$(cat /proc/"${PIDS[0]}"/task/*/comm 2>/dev/null | wc -l)
+PIDLIST=$(IFS=,; echo "${PIDS[*]}")
+
+m() { python3 "$HERE/measure.py" "$R" "$@"; }
+read -r list_cpu list_rss < <(m "$VCPUMAP" --no-libvirt list --json)
+read -r ps_cpu _ < <(m ps -L -o pid,tid,psr,stat,comm,time -p "$PIDLIST")
+read -r floor_cpu _ < <(m "$TMP/floor" snapshot "${PIDS[@]}")
+read -r top1_cpu _ < <(m "$VCPUMAP" --no-libvirt top -b -n 1 -d 0.1 -f no-such-vm)
+read -r topk_cpu top_rss < <(m "$VCPUMAP" --no-libvirt top -b -n $((K + 1)) -d 0.1 -f no-such-vm)
+read -r pfloor1_cpu _ < <(m "$TMP/floor" sample 1 "${PIDS[@]}")
+read -r pfloork_cpu _ < <(m "$TMP/floor" sample $((K + 1)) "${PIDS[@]}")
+
+python3 - "$P" "$T" "$threads" "$list_cpu" "$ps_cpu" "$floor_cpu" "$top1_cpu" "$topk_cpu" \
+  "$pfloor1_cpu" "$pfloork_cpu" "$K" "$list_rss" "$top_rss" <<'PY'
+import sys
+P, T, threads = map(int, sys.argv[1:4])
+lst, ps, floor, top1, topk, pf1, pfk = map(float, sys.argv[4:11])
+K, list_rss, top_rss = map(int, sys.argv[11:14])
+interval = (topk - top1) / K
+pfloor = (pfk - pf1) / K
+print(f"{P} guests x {T} vCPUs ({threads} threads each, {P * threads} threads)")
+print(f"(a) snapshot  vcpumap list --json {lst * 1e3:8.1f} ms   ps -L {ps * 1e3:8.1f} ms   "
+      f"floor {floor * 1e3:8.1f} ms   vs floor {lst / floor:5.2f}x (target <= 1.5)   "
+      f"ps/vcpumap {ps / lst:5.2f}x (target >= 2)")
+print(f"(b) interval  sampler {interval * 1e3:8.2f} ms   floor {pfloor * 1e3:8.2f} ms   "
+      f"vs floor {interval / pfloor:5.2f}x (target <= 1.3)")
+print(f"(c) peak RSS  list {list_rss / 1024:6.1f} MiB   sampler {top_rss / 1024:6.1f} MiB")
+PY

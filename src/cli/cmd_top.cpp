@@ -1,0 +1,111 @@
+// `vcpumap top`: the live view. Full-screen on a terminal; `-b` prints text per iteration as
+// `top -b` does, `--json` one JSON object per line per iteration.
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <memory>
+#include <thread>
+
+#include <fmt/core.h>
+
+#include "cli/options.h"
+#include "collect/sampler.h"
+#include "views/json.h"
+#include "views/top_screen.h"
+#include "views/top_view.h"
+
+namespace vcpumap::cli {
+namespace {
+
+struct TopOptions {
+  double delay_s = 2.0;
+  int iterations = 0;  // 0: until interrupted (or q)
+  bool batch = false;
+  bool emulator = false;
+  std::string sort = "N";
+  std::string filter;
+};
+
+Result<views::TopSort> parse_sort(const std::string& key) {
+  if (key == "N") return views::TopSort::name;
+  if (key == "P") return views::TopSort::cpu_pct;
+  if (key == "D") return views::TopSort::delay;
+  if (key == "M") return views::TopSort::migrations;
+  return make_error(ExitCode::bad_input,
+                    "unknown sort '{}': use N (name), P (%CPU), D (delay) or M (migrations)", key);
+}
+
+// Batch and JSON: a first sample to start from, then one line set per interval. Each wake-up is
+// planned from the start, so the intervals do not drift by the time a sample takes.
+int run_lines(Sampler& sampler, const TopOptions& options, const views::TopSettings& settings,
+              bool json) {
+  const auto period = std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+      std::chrono::duration<double>(options.delay_s));
+  auto wake = std::chrono::steady_clock::now();
+  for (int done = 0; options.iterations == 0 || done < options.iterations; ++done) {
+    wake += period;
+    std::this_thread::sleep_until(wake);
+    auto sample = sampler.sample();
+    if (!sample) return report_error(sample.error());
+    if (json) {
+      fmt::print("{}\n", views::dump_json(views::top_json(**sample)));
+    } else {
+      fmt::print("{}", views::render_top_batch(**sample, settings));
+    }
+    std::fflush(stdout);
+    if (std::ferror(stdout)) return 1;  // the reader went away
+  }
+  return 0;
+}
+
+int run_top(const GlobalOptions& global, const TopOptions& options) {
+  auto sort = parse_sort(options.sort);
+  if (!sort) return report_error(sort.error());
+  views::TopSettings settings;
+  settings.delay_s = options.delay_s;
+  settings.sort = *sort;
+  settings.show_emulator = options.emulator;
+  settings.filter = options.filter;
+
+  SamplerOptions sampler_options;
+  sampler_options.snapshot = global.snapshot_options();
+  Sampler sampler(std::move(sampler_options));
+  auto first = sampler.sample();
+  if (!first) return report_error(first.error());
+  print_notes((*first)->snapshot);
+
+  const bool interactive =
+      !options.batch && !global.json && ::isatty(STDOUT_FILENO) && ::isatty(STDIN_FILENO);
+  if (!interactive) return run_lines(sampler, options, settings, global.json);
+  if (auto status = views::run_top_screen(sampler, settings, options.iterations); !status) {
+    return report_error(status.error());
+  }
+  return 0;
+}
+
+}  // namespace
+
+void add_top_command(CLI::App& app, const GlobalOptions& global, int& exit_code) {
+  auto options = std::make_shared<TopOptions>();
+  auto* top = app.add_subcommand(
+      "top", "live view: where each vCPU runs, %CPU, run-queue delay, migrations (keys: h)");
+  top->add_option("-d,--delay", options->delay_s, "seconds between refreshes (default 2)")
+      ->type_name("SECS")
+      ->check(CLI::Range(0.1, 86400.0));
+  top->add_option("-n,--iterations", options->iterations,
+                  "stop after N refreshes (default: until q or interrupted)")
+      ->type_name("N")
+      ->check(CLI::NonNegativeNumber);
+  top->add_flag("-b,--batch", options->batch,
+                "print plain text per iteration, as top -b (also when not on a terminal)");
+  top->add_flag("-e,--emulator", options->emulator, "show emulator, I/O and vhost threads too");
+  top->add_option("-o,--sort", options->sort,
+                  "row order: N name (default), P %CPU, D delay, M migrations")
+      ->type_name("KEY");
+  top->add_option("-f,--filter", options->filter, "only VMs whose name contains TEXT (or PID)")
+      ->type_name("TEXT");
+  top->callback([&global, &exit_code, options] { exit_code = run_top(global, *options); });
+}
+
+}  // namespace vcpumap::cli
