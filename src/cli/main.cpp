@@ -33,6 +33,7 @@ int main(int argc, char** argv) {
   add_threads_command(app, global, exit_code);
   add_topology_command(app, global, exit_code);
   add_top_command(app, global, exit_code);
+  add_audit_command(app, global, exit_code);
 
   try {
     app.parse(argc, argv);

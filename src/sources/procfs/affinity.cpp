@@ -37,8 +37,13 @@ AffinityReading read_affinity(int tid) {
     const auto size = CPU_ALLOC_SIZE(cpus);
     CPU_ZERO_S(size, mask.get());
     if (::sched_getaffinity(tid, size, mask.get()) == 0) {
-      for (int cpu = 0; cpu < cpus; ++cpu) {
-        if (CPU_ISSET_S(cpu, size, mask.get())) reading.cpus.add(cpu);
+      // Word by word: the sampler reads every thread's affinity, and most words are 0.
+      constexpr int kBits = 8 * sizeof(mask->__bits[0]);
+      const int words = static_cast<int>(size / sizeof(mask->__bits[0]));
+      for (int word = 0; word < words; ++word) {
+        for (auto bits = mask->__bits[word]; bits != 0; bits &= bits - 1) {
+          reading.cpus.add(word * kBits + __builtin_ctzl(bits));
+        }
       }
       reading.error = 0;
       return reading;

@@ -5,14 +5,12 @@
 
 #include <fmt/format.h>
 
-#include "sources/procfs/affinity.h"
 #include "sources/procfs/parse.h"
+#include "sources/procfs/thread_files.h"
 #include "util/text.h"
 
 namespace vcpumap::procfs {
-namespace {
 
-// Numeric entries of an open directory, which it consumes.
 std::vector<int> numeric_entries(Fd dir) {
   std::vector<int> ids;
   if (!dir.valid()) return ids;
@@ -27,8 +25,6 @@ std::vector<int> numeric_entries(Fd dir) {
   ::closedir(stream);
   return ids;
 }
-
-}  // namespace
 
 bool is_own_root(const std::filesystem::path& root) {
   std::error_code error;
@@ -80,41 +76,16 @@ std::optional<ThreadReading> Procfs::read_thread(int task_dir_fd, int tid) const
     *fmt::format_to_n(path, sizeof path - 1, "{}/{}", tid, file).out = '\0';
     return path;
   };
-  const auto stat_text = read_file_at(task_dir_fd, path_of("stat"));
-  if (!stat_text) return std::nullopt;  // the thread exited: normal
-  auto stat = parse_stat(*stat_text);
-  if (!stat) return std::nullopt;
-
-  ThreadReading reading;
-  reading.tid = tid;
-  reading.name = std::move(stat->comm);
-  auto& facts = reading.facts;
-  facts.state = stat->state;
-  facts.utime_ticks = stat->utime_ticks;
-  facts.stime_ticks = stat->stime_ticks;
-  facts.start_time_ticks = stat->start_time_ticks;
-  facts.last_cpu = stat->processor;
-
-  // Missing with CONFIG_SCHEDSTATS off: the fields stay empty ("unavailable"), never 0.
-  if (const auto text = read_file_at(task_dir_fd, path_of("schedstat"))) {
-    if (const auto schedstat = parse_schedstat(*text)) {
-      facts.cpu_time_ns = schedstat->cpu_time_ns;
-      facts.run_delay_ns = schedstat->run_delay_ns;
-      facts.timeslices = schedstat->timeslices;
-    }
-  }
-  // Missing without CONFIG_SCHED_DEBUG.
-  if (const auto text = read_file_at(task_dir_fd, path_of("sched"))) {
-    const auto counters = parse_sched(*text);
-    facts.migrations = counters.migrations;
-    facts.voluntary_switches = counters.voluntary_switches;
-    facts.involuntary_switches = counters.involuntary_switches;
-  }
-  if (live_) {
-    facts.affinity = read_affinity(tid).cpus;
-  } else if (const auto text = read_file_at(task_dir_fd, path_of("status"))) {
-    if (auto affinity = parse_status_affinity(*text)) facts.affinity = std::move(*affinity);
-  }
+  const auto stat = read_file_at(task_dir_fd, path_of("stat"));
+  if (!stat) return std::nullopt;  // the thread exited: normal
+  // Missing without CONFIG_SCHEDSTATS or CONFIG_SCHED_DEBUG: their figures stay unavailable.
+  const auto schedstat = read_file_at(task_dir_fd, path_of("schedstat"));
+  const auto sched = read_file_at(task_dir_fd, path_of("sched"));
+  auto parsed =
+      parse_thread_files(*stat, schedstat ? &*schedstat : nullptr, sched ? &*sched : nullptr);
+  if (!parsed) return std::nullopt;
+  ThreadReading reading{tid, std::move(parsed->name), std::move(parsed->facts)};
+  reading.facts.affinity = read_thread_affinity(task_dir_fd, tid, live_);
   return reading;
 }
 

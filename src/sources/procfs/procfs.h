@@ -19,6 +19,9 @@ struct ThreadReading {
   ThreadFacts facts;
 };
 
+// Numeric entries (pids, tids) of an open directory, which it consumes; empty when invalid.
+std::vector<int> numeric_entries(Fd dir);
+
 // True when `root` is this machine's own root, so tids mean something to our kernel's syscalls.
 bool is_own_root(const std::filesystem::path& root);
 

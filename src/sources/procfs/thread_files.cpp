@@ -2,7 +2,6 @@
 
 #include <dirent.h>
 #include <fcntl.h>
-#include <sched.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -10,7 +9,9 @@
 
 #include <fmt/format.h>
 
+#include "sources/procfs/affinity.h"
 #include "sources/procfs/parse.h"
+#include "sources/procfs/procfs.h"
 #include "util/text.h"
 
 namespace vcpumap::procfs {
@@ -81,23 +82,7 @@ std::optional<ParsedThread> parse_thread_files(std::string_view stat, const std:
 
 CpuSet read_thread_affinity(int task_dir_fd, int tid, bool live) {
   CpuSet set;
-  if (live) {
-    // Sized for any host: glibc's cpu_set_t holds only 1024 CPUs.
-    constexpr int kMaxCpus = 8192;
-    cpu_set_t* mask = CPU_ALLOC(kMaxCpus);
-    const auto size = CPU_ALLOC_SIZE(kMaxCpus);
-    if (::sched_getaffinity(tid, size, mask) == 0) {
-      // Word by word: the sampler reads every thread's affinity, and most words are 0.
-      constexpr int kBits = 8 * sizeof(mask->__bits[0]);
-      for (int word = 0; word < kMaxCpus / kBits; ++word) {
-        for (auto bits = mask->__bits[word]; bits != 0; bits &= bits - 1) {
-          set.add(word * kBits + __builtin_ctzl(bits));
-        }
-      }
-    }
-    CPU_FREE(mask);
-    return set;
-  }
+  if (live) return read_affinity(tid).cpus;
   if (const auto text = read_file_at(task_dir_fd, TaskPath(tid, "status").text)) {
     if (auto affinity = parse_status_affinity(*text)) set = std::move(*affinity);
   }
@@ -116,21 +101,9 @@ int TaskDir::thread_count() const {
 }
 
 std::vector<int> TaskDir::list_tids() const {
-  std::vector<int> tids;
-  if (!fd_.valid()) return tids;
+  if (!fd_.valid()) return {};
   // A fresh open: readdir on a shared fd would move its offset under other readers.
-  Fd dir = open_at(fd_.get(), ".", O_DIRECTORY);
-  if (!dir.valid()) return tids;
-  DIR* stream = ::fdopendir(dir.get());
-  if (stream == nullptr) return tids;
-  dir.release();  // closedir closes it
-  while (const dirent* entry = ::readdir(stream)) {
-    if (auto id = parse_u64(entry->d_name); id && *id > 0 && *id < (1U << 31)) {
-      tids.push_back(static_cast<int>(*id));
-    }
-  }
-  ::closedir(stream);
-  return tids;
+  return numeric_entries(open_at(fd_.get(), ".", O_DIRECTORY));
 }
 
 std::optional<ThreadFiles> ThreadFiles::open(int task_dir_fd, int tid, ParsedThread& first) {

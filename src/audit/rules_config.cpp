@@ -1,0 +1,288 @@
+// Rules that compare one VM's configuration with what the kernel enforces and with the host:
+// pin-drift, offline-or-housekeeping-cpu, numa-split.
+#include <algorithm>
+#include <set>
+
+#include <fmt/format.h>
+
+#include "audit/context.h"
+
+namespace vcpumap::audit {
+namespace {
+
+std::vector<const Vm*> running_vms(const AuditContext& context) {
+  std::vector<const Vm*> vms;
+  for (const auto& vm : context.input().snapshot.vms) {
+    if (vm.pid > 0) vms.push_back(&vm);
+  }
+  return vms;
+}
+
+// How the kernel's view of a thread differs from `want`: names the layer that differs.
+std::string enforced_phrase(const AuditedThread& audited) {
+  const auto& affinity = audited.thread->facts.affinity;
+  // Name the cgroup only when it is what narrows the thread.
+  if (audited.observed != nullptr && audited.observed->cgroup &&
+      !affinity.is_subset_of(audited.observed->cgroup->cpus)) {
+    return fmt::format("may run on {} (affinity {}, cgroup cpuset {})",
+                       cpus_phrase(audited.enforced), affinity.to_list(),
+                       audited.observed->cgroup->cpus.to_list());
+  }
+  return fmt::format("may run on {}", cpus_phrase(audited.enforced));
+}
+
+// Threads (of one kind) whose enforced CPUs differ from the configured ones, as one finding.
+void drift_group(const AuditContext& context, const Vm& vm,
+                 const std::vector<const AuditedThread*>& threads, const CpuSet& configured,
+                 const std::string& what, const std::string& fix, std::vector<Finding>& findings) {
+  const auto want = configured & context.online();
+  if (want.empty()) return;  // pinned only to offline CPUs: offline-or-housekeeping-cpu says so
+  std::vector<const AuditedThread*> drifted;
+  CpuSet cpus;
+  for (const auto* audited : threads) {
+    if (audited->enforced == want) continue;
+    drifted.push_back(audited);
+    cpus = cpus | audited->enforced;
+  }
+  if (drifted.empty()) return;
+  // Unpinned in the definition but restricted now is a smaller surprise than a broken pin.
+  const auto severity = context.is_pinned(want) ? Severity::error : Severity::warning;
+  auto finding = make_finding("pin-drift", severity, {&vm}, drifted, cpus | want);
+  std::string subject = describe(*drifted.front());
+  if (drifted.size() > 1) {
+    std::vector<int> tids;
+    for (const auto* audited : drifted) tids.push_back(audited->thread->tid);
+    std::sort(tids.begin(), tids.end());
+    subject = fmt::format("{} threads (tids {})", what, fmt::join(tids, ", "));
+  }
+  finding.message = fmt::format(
+      "{} {} but libvirt configures {}, so it runs where nobody placed it and a restart will "
+      "silently move it back",
+      subject, enforced_phrase(*drifted.front()), cpus_phrase(want));
+  finding.fix = fix;
+  findings.push_back(std::move(finding));
+}
+
+void drift_vcpus(const AuditContext& context, const Vm& vm, std::vector<Finding>& findings) {
+  const bool dedicated =
+      vm.libvirt && vm.libvirt->nova && vm.libvirt->nova->cpu_policy == "dedicated";
+  for (const auto* vcpu : context.threads_of(vm, ThreadRole::vcpu)) {
+    const int index = vcpu->thread->vcpu;
+    if (const auto configured = context.configured_vcpu(vm, index)) {
+      drift_group(context, vm, {vcpu}, *configured, "vCPU",
+                  vcpupin_fix(vm, {index}, *configured & context.online()), findings);
+    }
+    if (dedicated && !vcpu->one_to_one) {
+      // nova's dedicated policy gives each vCPU a host CPU of its own.
+      auto target = vcpu->enforced & context.free_cpus(vcpu);
+      if (target.empty()) target = context.free_cpus(vcpu);
+      CpuSet one;
+      if (!target.empty()) one.add(target.cpus().front());
+      auto finding = make_finding("pin-drift", Severity::error, {&vm}, {vcpu}, vcpu->enforced);
+      finding.message = fmt::format(
+          "nova's hw:cpu_policy=dedicated promises {} a host CPU of its own, but it may run on {}, "
+          "so the guest gets shared CPUs it was sold as dedicated",
+          describe(*vcpu), cpus_phrase(vcpu->enforced));
+      finding.fix = vcpupin_fix(vm, {index}, one);
+      findings.push_back(std::move(finding));
+    }
+  }
+}
+
+void drift_helpers(const AuditContext& context, const Vm& vm, std::vector<Finding>& findings) {
+  if (!vm.libvirt) return;
+  const auto& domain = *vm.libvirt;
+  if (!domain.emulator_pin.empty()) {
+    std::vector<const AuditedThread*> emulator;
+    for (const auto* audited : context.helper_threads_of(vm)) {
+      if (is_emulator_role(audited->thread->role)) emulator.push_back(audited);
+    }
+    drift_group(context, vm, emulator, domain.emulator_pin, "emulator",
+                fmt::format("vcpumap emulatorpin {} {} --live", vm_argument(vm),
+                            (domain.emulator_pin & context.online()).to_list()),
+                findings);
+  }
+  for (const auto& [id, cpus] : domain.iothreads) {
+    std::vector<const AuditedThread*> matching;
+    for (const auto* audited : context.threads_of(vm, ThreadRole::iothread)) {
+      // libvirt names its I/O thread objects "iothread<ID>".
+      if (audited->thread->iothread == fmt::format("iothread{}", id)) matching.push_back(audited);
+    }
+    drift_group(context, vm, matching, cpus, "I/O",
+                fmt::format("vcpumap iothreadpin {} {} {} --live", vm_argument(vm), id,
+                            (cpus & context.online()).to_list()),
+                findings);
+  }
+}
+
+}  // namespace
+
+void check_pin_drift(const AuditContext& context, std::vector<Finding>& findings) {
+  for (const auto* vm : running_vms(context)) {
+    drift_vcpus(context, *vm, findings);
+    drift_helpers(context, *vm, findings);
+  }
+  // The actual layer: a CPU a thread ran on that its affinity of that moment excluded. The
+  // kernel never does that by itself: the affinity was changed while the audit watched.
+  for (const auto& audited : context.threads()) {
+    if (audited.observed == nullptr || audited.observed->ran_outside.empty()) continue;
+    auto finding = make_finding("pin-drift", Severity::error, {audited.vm}, {&audited},
+                                audited.observed->ran_outside);
+    finding.message = fmt::format(
+        "{} was seen running on {} outside its affinity {}, so its pinning changed during the "
+        "audit and whatever changed it may do so again",
+        describe(audited), cpus_phrase(audited.observed->ran_outside),
+        audited.thread->facts.affinity.to_list());
+    findings.push_back(std::move(finding));
+  }
+}
+
+void check_offline_or_housekeeping(const AuditContext& context, std::vector<Finding>& findings) {
+  const auto& topology = context.topology();
+  const auto offline = topology.present - context.online();
+  const auto& isolated = topology.isolated;
+  for (const auto* vm : running_vms(context)) {
+    for (const auto* vcpu : context.threads_of(*vm, ThreadRole::vcpu)) {
+      const int index = vcpu->thread->vcpu;
+      // What the vCPU is pinned to: the definition and the thread's own mask (status's
+      // Cpus_allowed keeps CPUs that went offline; the kernel then falls back to others).
+      CpuSet pinned_to;
+      if (const auto configured = context.configured_vcpu(*vm, index);
+          configured && !(topology.present.is_subset_of(*configured))) {
+        pinned_to = *configured;
+      }
+      if (!(context.online().is_subset_of(vcpu->thread->facts.affinity))) {
+        pinned_to = pinned_to | vcpu->thread->facts.affinity;
+      }
+      if (pinned_to.empty()) continue;
+      const auto dead = pinned_to & offline;
+      if (!dead.empty()) {
+        const auto alive = pinned_to & context.online();
+        auto target = alive;
+        if (target.empty() && !context.free_cpus(vcpu).empty()) {
+          target.add(context.free_cpus(vcpu).cpus().front());
+        }
+        auto finding =
+            make_finding("offline-or-housekeeping-cpu", Severity::error, {vm}, {vcpu}, dead);
+        finding.message =
+            alive.empty()
+                ? fmt::format(
+                      "{} is pinned to offline {}, so the kernel ignores the pin and runs "
+                      "it on whatever CPU it picks",
+                      describe(*vcpu), cpus_phrase(dead))
+                : fmt::format(
+                      "{} is pinned to offline {} as well as {}, so it has fewer CPUs "
+                      "than configured and gains one back if the CPU returns",
+                      describe(*vcpu), cpus_phrase(dead), alive.to_list());
+        finding.fix = vcpupin_fix(*vm, {index}, target);
+        findings.push_back(std::move(finding));
+        continue;
+      }
+      if (isolated.empty() || !vcpu->pinned) continue;
+      const auto housekeeping = vcpu->enforced - isolated;
+      if (housekeeping.empty()) continue;
+      auto target = isolated & context.free_cpus(vcpu);
+      if (vcpu->one_to_one && !target.empty()) {
+        CpuSet one;
+        one.add(target.cpus().front());
+        target = one;
+      }
+      auto finding = make_finding("offline-or-housekeeping-cpu", Severity::warning, {vm}, {vcpu},
+                                  housekeeping);
+      finding.message = fmt::format(
+          "{} is pinned to {}, outside the host's isolated CPUs {}, so kernel housekeeping "
+          "(timers, RCU, interrupts) keeps interrupting it",
+          describe(*vcpu), cpus_phrase(housekeeping), isolated.to_list());
+      finding.fix = vcpupin_fix(*vm, {index}, target);
+      findings.push_back(std::move(finding));
+    }
+  }
+}
+
+void check_numa_split(const AuditContext& context, std::vector<Finding>& findings) {
+  const auto& topology = context.topology();
+  if (topology.nodes.size() < 2) return;
+  auto node_of = [&topology](int cpu) {
+    const auto* found = topology.find(cpu);
+    return found == nullptr ? -1 : found->node;
+  };
+  for (const auto* vm : running_vms(context)) {
+    const auto vcpus = context.threads_of(*vm, ThreadRole::vcpu);
+    // Only a VM whose every vCPU is pinned has a placement of its own: unpinned vCPUs follow
+    // the scheduler, which already prefers the memory's node.
+    if (vcpus.empty() ||
+        !std::all_of(vcpus.begin(), vcpus.end(), [](const auto* v) { return v->pinned; })) {
+      continue;
+    }
+    std::map<int, std::vector<const AuditedThread*>> by_node;
+    CpuSet cpus;
+    for (const auto* vcpu : vcpus) {
+      std::set<int> nodes;
+      for (int cpu : vcpu->enforced.cpus()) nodes.insert(node_of(cpu));
+      for (int node : nodes) by_node[node].push_back(vcpu);
+      cpus = cpus | vcpu->enforced;
+    }
+    if (by_node.size() > 1) {
+      auto home =
+          std::max_element(by_node.begin(), by_node.end(), [](const auto& a, const auto& b) {
+            return a.second.size() < b.second.size();
+          })->first;
+      std::vector<int> movers;
+      for (const auto& [node, members] : by_node) {
+        if (node == home) continue;
+        for (const auto* vcpu : members) movers.push_back(vcpu->thread->vcpu);
+      }
+      CpuSet home_free;
+      for (int cpu : context.free_cpus().cpus()) {
+        if (node_of(cpu) == home) home_free.add(cpu);
+      }
+      std::string fix;
+      if (static_cast<int>(movers.size()) <= home_free.count()) {
+        const auto targets = home_free.cpus();
+        for (std::size_t i = 0; i < movers.size(); ++i) {
+          if (!fix.empty()) fix += " && ";
+          CpuSet one;
+          one.add(targets[i]);
+          fix += vcpupin_fix(*vm, {movers[i]}, one);
+        }
+      }
+      auto finding = make_finding("numa-split", Severity::warning, {vm}, vcpus, cpus);
+      std::vector<std::string> parts;
+      for (const auto& [node, members] : by_node) {
+        parts.push_back(fmt::format("{} on node {}", members.size(), node));
+      }
+      finding.message = fmt::format(
+          "the vCPUs of {} are pinned across NUMA nodes ({} vCPUs), so the guest, which sees one "
+          "node, pays remote-memory latency it cannot schedule around",
+          vm->display_name(), fmt::join(parts, ", "));
+      finding.fix = fix;
+      findings.push_back(std::move(finding));
+      continue;
+    }
+    const int home = by_node.begin()->first;
+    const auto* memory = context.memory_of(*vm);
+    if (memory == nullptr || home < 0) continue;
+    std::uint64_t total = 0;
+    std::uint64_t remote = 0;
+    std::map<int, std::uint64_t> remote_by_node;
+    for (const auto& [node, kib] : *memory) {
+      total += kib;
+      if (node != home) {
+        remote += kib;
+        remote_by_node[node] += kib;
+      }
+    }
+    if (total == 0 || remote * 2 <= total) continue;
+    std::vector<std::string> from;
+    for (const auto& [node, kib] : remote_by_node) from.push_back(std::to_string(node));
+    auto finding = make_finding("numa-split", Severity::warning, {vm}, vcpus, cpus);
+    finding.message = fmt::format(
+        "{}% of the memory of {} ({} MiB) is on node {} while its vCPUs are pinned to node {}, so "
+        "most of its memory accesses cross the interconnect",
+        remote * 100 / total, vm->display_name(), remote / 1024, fmt::join(from, ","), home);
+    finding.fix = fmt::format("migratepages {} {} {}", vm->pid, fmt::join(from, ","), home);
+    findings.push_back(std::move(finding));
+  }
+}
+
+}  // namespace vcpumap::audit

@@ -1,0 +1,306 @@
+// Rules about VMs getting in each other's way on the host's CPUs: shared-pcpu,
+// smt-sibling-shared, emulator-on-vcpu-cpu, floating-vcpu.
+#include <algorithm>
+#include <map>
+#include <set>
+
+#include <fmt/format.h>
+
+#include "audit/context.h"
+
+namespace vcpumap::audit {
+namespace {
+
+// The distinct VMs of some threads, in the snapshot's order of first appearance.
+std::vector<const Vm*> vms_of(const std::vector<const AuditedThread*>& threads) {
+  std::vector<const Vm*> vms;
+  for (const auto* audited : threads) {
+    if (std::find(vms.begin(), vms.end(), audited->vm) == vms.end()) vms.push_back(audited->vm);
+  }
+  return vms;
+}
+
+std::string list_threads(const std::vector<const AuditedThread*>& threads) {
+  std::vector<std::string> parts;
+  for (const auto* audited : threads) parts.push_back(describe_with_vm(*audited));
+  if (parts.size() <= 2) return fmt::format("{}", fmt::join(parts, " and "));
+  const auto last = parts.back();
+  parts.pop_back();
+  return fmt::format("{} and {}", fmt::join(parts, ", "), last);
+}
+
+bool nova_shared(const Vm& vm) {
+  return vm.libvirt && vm.libvirt->nova && vm.libvirt->nova->cpu_policy != "dedicated";
+}
+
+// `vm` first, then the others in order.
+std::vector<const Vm*> fix_first(const Vm* vm, std::vector<const Vm*> vms) {
+  std::erase(vms, vm);
+  vms.insert(vms.begin(), vm);
+  return vms;
+}
+
+// Gives each listed vCPU of `vm` a CPU of its own from `targets`: commands joined by &&, or ""
+// when there are too few.
+std::string spread_fix(const Vm& vm, const std::vector<const AuditedThread*>& vcpus,
+                       const CpuSet& targets) {
+  const auto cpus = targets.cpus();
+  if (vcpus.empty() || cpus.size() < vcpus.size()) return {};
+  std::string fix;
+  for (std::size_t i = 0; i < vcpus.size(); ++i) {
+    CpuSet one;
+    one.add(cpus[i]);
+    if (!fix.empty()) fix += " && ";
+    fix += vcpupin_fix(vm, {vcpus[i]->thread->vcpu}, one);
+  }
+  return fix;
+}
+
+std::vector<const AuditedThread*> of_vm(const std::vector<const AuditedThread*>& threads,
+                                        const Vm* vm) {
+  std::vector<const AuditedThread*> result;
+  for (const auto* audited : threads) {
+    if (audited->vm == vm) result.push_back(audited);
+  }
+  return result;
+}
+
+struct SharedGroup {
+  Severity severity = Severity::warning;
+  std::vector<const AuditedThread*> threads;
+  CpuSet cpus;
+};
+
+void report_shared(const AuditContext& context, const SharedGroup& group,
+                   std::vector<Finding>& findings) {
+  const auto vms = vms_of(group.threads);
+  std::vector<const AuditedThread*> solo;
+  std::vector<const AuditedThread*> loose;
+  for (const auto* audited : group.threads) (audited->one_to_one ? solo : loose).push_back(audited);
+  std::string message;
+  std::string fix;
+  const Vm* mover = vms.back();
+  if (group.severity == Severity::error) {
+    message = fmt::format(
+        "{} are each pinned to {} alone, so they take turns on it and each guest sees the other's "
+        "load as steal time",
+        list_threads(group.threads), cpus_phrase(group.cpus));
+    fix = spread_fix(*mover, of_vm(group.threads, mover), context.free_cpus());
+  } else {
+    if (!loose.empty()) mover = loose.back()->vm;
+    message = solo.empty()
+                  ? fmt::format(
+                        "{} are pinned to sets that overlap on {}, so these VMs compete for "
+                        "those CPUs",
+                        list_threads(group.threads), cpus_phrase(group.cpus))
+                  : fmt::format(
+                        "{} {} pinned to {} alone, but {} may run there too, so that CPU is "
+                        "not the dedicated CPU the pinning meant",
+                        list_threads(solo), solo.size() == 1 ? "is" : "are",
+                        cpus_phrase(group.cpus), list_threads(loose));
+    const auto moving = of_vm(group.threads, mover);
+    std::vector<int> indices;
+    CpuSet target = context.online() - context.held_cpus(nullptr) - group.cpus;
+    for (const auto* audited : moving) {
+      indices.push_back(audited->thread->vcpu);
+      if (!audited->one_to_one) target = target & audited->enforced;
+    }
+    if (target.empty()) target = context.free_cpus();
+    fix = vcpupin_fix(*mover, indices, target);
+  }
+  auto finding =
+      make_finding("shared-pcpu", group.severity, fix_first(mover, vms), group.threads, group.cpus);
+  finding.message = std::move(message);
+  finding.fix = std::move(fix);
+  findings.push_back(std::move(finding));
+}
+
+}  // namespace
+
+void check_shared_pcpu(const AuditContext& context, std::vector<Finding>& findings) {
+  // One finding per distinct set of threads, gathering the CPUs they share.
+  std::map<std::vector<int>, SharedGroup> groups;
+  for (int cpu : context.online().cpus()) {
+    std::vector<const AuditedThread*> on;
+    for (const auto& audited : context.threads()) {
+      if (audited.thread->role == ThreadRole::vcpu && audited.pinned &&
+          audited.enforced.contains(cpu)) {
+        on.push_back(&audited);
+      }
+    }
+    const auto vms = vms_of(on);
+    if (vms.size() < 2) continue;
+    std::vector<const AuditedThread*> solo;
+    for (const auto* audited : on) {
+      if (audited->one_to_one) solo.push_back(audited);
+    }
+    Severity severity = Severity::warning;
+    if (vms_of(solo).size() >= 2) {
+      severity = Severity::error;
+    } else if (solo.empty() &&
+               std::all_of(vms.begin(), vms.end(), [](const Vm* vm) { return nova_shared(*vm); })) {
+      continue;  // nova's shared policy floats vCPUs over cpu_shared_set by design
+    }
+    std::vector<int> key;
+    for (const auto* audited : on) key.push_back(audited->thread->tid);
+    auto& group = groups[key];
+    group.severity = severity;
+    group.threads = on;
+    group.cpus.add(cpu);
+  }
+  for (const auto& [key, group] : groups) report_shared(context, group, findings);
+}
+
+void check_smt_sibling_shared(const AuditContext& context, std::vector<Finding>& findings) {
+  std::set<std::string> seen_cores;
+  for (const auto& cpu : context.topology().cpus) {
+    const auto core = cpu.siblings & context.online();
+    if (core.count() < 2 || !seen_cores.insert(core.to_list()).second) continue;
+    std::vector<const AuditedThread*> members;
+    for (const auto& audited : context.threads()) {
+      if (audited.thread->role == ThreadRole::vcpu && audited.pinned &&
+          audited.enforced.is_subset_of(core)) {
+        members.push_back(&audited);
+      }
+    }
+    // Two VMs on the same lone CPU are shared-pcpu's business; here they must use two threads.
+    bool siblings = false;
+    CpuSet cpus;
+    for (const auto* x : members) {
+      cpus = cpus | x->enforced;
+      for (const auto* y : members) {
+        if (x->vm != y->vm && (x->enforced | y->enforced).count() > 1) siblings = true;
+      }
+    }
+    if (!siblings) continue;
+    const auto vms = vms_of(members);
+    const Vm* mover = vms.back();
+    const auto moving = of_vm(members, mover);
+    // A core whose every thread is free, to move the last VM's vCPUs to.
+    CpuSet target;
+    const auto free = context.free_cpus();
+    for (const auto& other : context.topology().cpus) {
+      const auto other_core = other.siblings & context.online();
+      if (!other_core.empty() && other_core.is_subset_of(free) &&
+          other_core.count() >= static_cast<int>(moving.size())) {
+        target = other_core;
+        break;
+      }
+    }
+    auto finding =
+        make_finding("smt-sibling-shared", Severity::warning, fix_first(mover, vms), members, cpus);
+    finding.message = fmt::format(
+        "{} are pinned to SMT siblings {} of one core, so they share its execution units and "
+        "caches and each VM slows the other",
+        list_threads(members), cpus.to_list());
+    finding.fix = spread_fix(*mover, moving, target);
+    findings.push_back(std::move(finding));
+  }
+}
+
+void check_emulator_on_vcpu_cpu(const AuditContext& context, std::vector<Finding>& findings) {
+  const auto held = context.held_cpus(nullptr);
+  if (held.empty()) return;
+  const auto target = context.online() - held;
+  for (const auto& vm : context.input().snapshot.vms) {
+    if (vm.pid <= 0) continue;
+    // Emulator threads go together (virsh emulatorpin moves them all), I/O threads one by one.
+    std::map<std::string, std::vector<const AuditedThread*>> groups;
+    for (const auto* audited : context.helper_threads_of(vm)) {
+      const auto role = audited->thread->role;
+      const auto key = role == ThreadRole::iothread ? "io:" + audited->thread->iothread
+                       : role == ThreadRole::vhost  ? std::string("vhost")
+                                                    : std::string("emulator");
+      groups[key].push_back(audited);
+    }
+    for (const auto& [key, threads] : groups) {
+      CpuSet overlap;
+      for (const auto* audited : threads) overlap = overlap | (audited->enforced & held);
+      if (overlap.empty()) continue;
+      std::vector<const AuditedThread*> holders;
+      for (int cpu : overlap.cpus()) {
+        for (const auto* holder : context.holders(cpu)) holders.push_back(holder);
+      }
+      std::vector<const Vm*> vms{&vm};
+      for (const auto* other : vms_of(holders)) vms.push_back(other);
+      auto involved = threads;
+      involved.insert(involved.end(), holders.begin(), holders.end());
+      auto finding =
+          make_finding("emulator-on-vcpu-cpu", Severity::warning, vms, involved, overlap);
+      std::vector<int> tids;
+      for (const auto* audited : threads) tids.push_back(audited->thread->tid);
+      std::sort(tids.begin(), tids.end());
+      const auto subject =
+          threads.size() == 1
+              ? describe_with_vm(*threads.front())
+              : fmt::format("the {} threads of {} (tids {})", key == "vhost" ? "vhost" : "emulator",
+                            vm.display_name(), fmt::join(tids, ", "));
+      finding.message = fmt::format(
+          "{} may run on {}, where {} {} pinned, so device emulation and I/O take time from {}{}",
+          subject, cpus_phrase(overlap), list_threads(holders), holders.size() == 1 ? "is" : "are",
+          holders.size() == 1 ? "that vCPU" : "those vCPUs", seen_on(threads, overlap));
+      if (!target.empty()) {
+        const auto& first = *threads.front()->thread;
+        if (key == "emulator") {
+          finding.fix = fmt::format("vcpumap emulatorpin {} {}{}", vm_argument(vm),
+                                    target.to_list(), persist_flags(vm));
+        } else if (key == "vhost") {
+          std::vector<std::string> commands;
+          for (int tid : tids)
+            commands.push_back(fmt::format("taskset -pc {} {}", target.to_list(), tid));
+          finding.fix = fmt::format("{}", fmt::join(commands, " && "));
+        } else {
+          // libvirt's I/O thread N is the QEMU object "iothreadN"; iothreadpin takes N.
+          std::string id = first.iothread;
+          if (vm.libvirt && id.starts_with("iothread") && id.size() > 8) id = id.substr(8);
+          finding.fix = fmt::format("vcpumap iothreadpin {} {} {}{}", vm_argument(vm), id,
+                                    target.to_list(), persist_flags(vm));
+        }
+      }
+      findings.push_back(std::move(finding));
+    }
+  }
+}
+
+void check_floating_vcpu(const AuditContext& context, std::vector<Finding>& findings) {
+  const auto target = context.online() - context.held_cpus(nullptr);
+  for (const auto& vm : context.input().snapshot.vms) {
+    if (vm.pid <= 0) continue;
+    const auto held = context.held_cpus(&vm);
+    if (held.empty()) continue;
+    std::vector<const AuditedThread*> floating;
+    CpuSet overlap;
+    for (const auto* vcpu : context.threads_of(vm, ThreadRole::vcpu)) {
+      if (vcpu->pinned || (vcpu->enforced & held).empty()) continue;
+      floating.push_back(vcpu);
+      overlap = overlap | (vcpu->enforced & held);
+    }
+    if (floating.empty()) continue;
+    std::vector<const AuditedThread*> holders;
+    for (int cpu : overlap.cpus()) {
+      for (const auto* holder : context.holders(cpu)) {
+        if (holder->vm != &vm) holders.push_back(holder);
+      }
+    }
+    std::vector<const Vm*> vms{&vm};
+    for (const auto* other : vms_of(holders)) vms.push_back(other);
+    auto involved = floating;
+    involved.insert(involved.end(), holders.begin(), holders.end());
+    auto finding = make_finding("floating-vcpu", Severity::warning, vms, involved, overlap);
+    std::vector<int> indices;
+    std::vector<std::string> names;
+    for (const auto* vcpu : floating) {
+      indices.push_back(vcpu->thread->vcpu);
+      names.push_back(describe(*vcpu));
+    }
+    finding.message = fmt::format(
+        "unpinned {} of {} may run on {}, held by {}, so its load lands on CPUs other VMs were "
+        "given as their own{}",
+        fmt::join(names, ", "), vm.display_name(), cpus_phrase(overlap), list_threads(holders),
+        seen_on(floating, overlap));
+    finding.fix = vcpupin_fix(vm, indices, target);
+    findings.push_back(std::move(finding));
+  }
+}
+
+}  // namespace vcpumap::audit
