@@ -7,10 +7,10 @@ set -euo pipefail
 build_packages=(
   g++ cmake make pkg-config
   libcli11-dev libfmt-dev nlohmann-json3-dev libhwloc-dev libvirt-dev libxml2-dev
-  libncurses-dev libcpp-httplib-dev libgtest-dev libbenchmark-dev
+  libncurses-dev libcpp-httplib-dev libyaml-dev libssl-dev zlib1g-dev libgtest-dev libbenchmark-dev
 )
 test_packages=(
-  clang-format procps util-linux bzip2 tmux python3
+  clang-format procps util-linux bzip2 tmux python3 openssl prometheus chromium
   qemu-system-x86
   libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients
 )

@@ -34,6 +34,7 @@ int main(int argc, char** argv) {
   add_topology_command(app, global, exit_code);
   add_top_command(app, global, exit_code);
   add_audit_command(app, global, exit_code);
+  add_serve_command(app, global, exit_code);
 
   try {
     app.parse(argc, argv);

@@ -30,6 +30,7 @@ void add_threads_command(CLI::App& app, const GlobalOptions& global, int& exit_c
 void add_topology_command(CLI::App& app, const GlobalOptions& global, int& exit_code);
 void add_top_command(CLI::App& app, const GlobalOptions& global, int& exit_code);
 void add_audit_command(CLI::App& app, const GlobalOptions& global, int& exit_code);
+void add_serve_command(CLI::App& app, const GlobalOptions& global, int& exit_code);
 
 // Runs `vcpumap list`, also what `vcpumap` alone does.
 int run_list(const GlobalOptions& global);

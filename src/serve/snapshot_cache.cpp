@@ -1,0 +1,74 @@
+#include "serve/snapshot_cache.h"
+
+#include "views/json.h"
+#include "views/prometheus_view.h"
+
+namespace vcpumap::serve {
+
+CachedSnapshot::CachedSnapshot(Result<Snapshot> snapshot, std::string metrics_text)
+    : snapshot_(std::move(snapshot)), metrics_text_(std::move(metrics_text)) {}
+
+const std::string& CachedSnapshot::json_text() const {
+  std::call_once(json_once_, [this] {
+    if (snapshot_) json_text_ = views::dump_json(views::snapshot_json(*snapshot_)) + "\n";
+  });
+  return json_text_;
+}
+
+SnapshotCache::SnapshotCache(Take take, Clock::duration max_age, std::string version)
+    : take_(std::move(take)), max_age_(max_age), version_(std::move(version)) {}
+
+std::shared_ptr<const CachedSnapshot> SnapshotCache::get() {
+  std::unique_lock lock(mutex_);
+  for (;;) {
+    if (current_ && Clock::now() - taken_at_ < max_age_) return current_;
+    if (!refreshing_) break;
+    // Someone else is reading /proc: their result is as fresh as ours would be.
+    const auto generation = snapshots_;
+    refreshed_.wait(lock, [&] { return !refreshing_; });
+    if (snapshots_ != generation && current_) return current_;
+  }
+  refreshing_ = true;
+  lock.unlock();
+  auto fresh = refresh();
+  lock.lock();
+  current_ = fresh;
+  taken_at_ = Clock::now();
+  refreshing_ = false;
+  refreshed_.notify_all();
+  return fresh;
+}
+
+std::uint64_t SnapshotCache::snapshots_taken() const {
+  std::lock_guard lock(mutex_);
+  return snapshots_;
+}
+
+std::shared_ptr<const CachedSnapshot> SnapshotCache::refresh() {
+  const auto start = Clock::now();
+  // take_ may throw only on the fatal (bad_alloc...); the waiters must still be released, so
+  // the flag is reset by the caller after this returns or by the catch below.
+  Result<Snapshot> snapshot = [&]() -> Result<Snapshot> {
+    try {
+      return take_();
+    } catch (const std::exception& error) {
+      return Error{std::string("snapshot failed: ") + error.what()};
+    }
+  }();
+  views::ExporterStats stats;
+  stats.snapshot_seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  stats.success = snapshot.ok();
+  stats.version = version_;
+  {
+    std::lock_guard lock(mutex_);
+    ++snapshots_;
+    if (!snapshot) ++errors_;
+    stats.snapshots_total = snapshots_;
+    stats.errors_total = errors_;
+  }
+  std::string text =
+      snapshot ? views::render_metrics(*snapshot, stats) : views::render_exporter_metrics(stats);
+  return std::make_shared<const CachedSnapshot>(std::move(snapshot), std::move(text));
+}
+
+}  // namespace vcpumap::serve

@@ -1,0 +1,356 @@
+#include "views/prometheus_view.h"
+
+#include <fmt/format.h>
+
+#include <map>
+#include <optional>
+#include <utility>
+#include <vector>
+
+namespace vcpumap::views {
+namespace {
+
+using Labels = std::vector<std::pair<std::string, std::string>>;
+
+// Length of the valid UTF-8 sequence at text[i], or 0 when the bytes there are not one
+// (overlong forms, surrogates and values past U+10FFFF included, as Go's utf8.Valid rejects them).
+std::size_t utf8_sequence_length(std::string_view text, std::size_t i) {
+  const auto byte = [&](std::size_t k) { return static_cast<unsigned char>(text[k]); };
+  const unsigned char lead = byte(i);
+  if (lead < 0x80) return 1;
+  std::size_t length = 0;
+  unsigned char low = 0x80, high = 0xBF;  // the allowed range of the second byte
+  if (lead >= 0xC2 && lead <= 0xDF) {
+    length = 2;
+  } else if (lead >= 0xE0 && lead <= 0xEF) {
+    length = 3;
+    if (lead == 0xE0) low = 0xA0;
+    if (lead == 0xED) high = 0x9F;
+  } else if (lead >= 0xF0 && lead <= 0xF4) {
+    length = 4;
+    if (lead == 0xF0) low = 0x90;
+    if (lead == 0xF4) high = 0x8F;
+  } else {
+    return 0;
+  }
+  if (i + length > text.size()) return 0;
+  if (byte(i + 1) < low || byte(i + 1) > high) return 0;
+  for (std::size_t k = 2; k < length; ++k) {
+    if (byte(i + k) < 0x80 || byte(i + k) > 0xBF) return 0;
+  }
+  return length;
+}
+
+// A family's HELP and TYPE lines and its samples, rendered in one block as the format requires.
+class Family {
+ public:
+  Family(std::string name, std::string_view type, std::string_view help) : name_(std::move(name)) {
+    header_ = fmt::format("# HELP {} {}\n# TYPE {} {}\n", name_, help, name_, type);
+  }
+
+  template <typename Value>
+  void add(const Labels& labels, Value value) {
+    samples_ += name_;
+    if (!labels.empty()) {
+      samples_ += '{';
+      bool first = true;
+      for (const auto& [label, text] : labels) {
+        if (!first) samples_ += ',';
+        first = false;
+        samples_ += label;
+        samples_ += "=\"";
+        samples_ += escape_label_value(text);
+        samples_ += '"';
+      }
+      samples_ += '}';
+    }
+    samples_ += fmt::format(" {}\n", value);
+  }
+
+  void render_to(std::string& out) const { out += header_ + samples_; }
+
+ private:
+  std::string name_;
+  std::string header_;
+  std::string samples_;
+};
+
+Labels with(Labels labels, std::string name, std::string value) {
+  labels.emplace_back(std::move(name), std::move(value));
+  return labels;
+}
+
+std::string number_or_empty(int value) {
+  return value >= 0 ? std::to_string(value) : "";
+}
+
+// CPU time in seconds: schedstat's nanoseconds, else stat's ticks over USER_HZ (coarser, but
+// never missing), so cpu_seconds is there for every thread.
+double seconds_on_cpu(const ThreadFacts& facts, long ticks_per_second) {
+  if (facts.cpu_time_ns) return static_cast<double>(*facts.cpu_time_ns) / 1e9;
+  return static_cast<double>(facts.utime_ticks + facts.stime_ticks) /
+         static_cast<double>(ticks_per_second > 0 ? ticks_per_second : 100);
+}
+
+// The families of one kind of thread (vCPU or I/O thread), one series per thread.
+struct ThreadFamilies {
+  Family cpu_seconds, run_delay, migrations, last_cpu, affinity_cpus, affinity_info;
+
+  ThreadFamilies(const std::string& prefix, std::string_view what)
+      : cpu_seconds(prefix + "_cpu_seconds_total", "counter",
+                    fmt::format("Time the {} thread ran on a host CPU, in seconds (schedstat; "
+                                "stat's utime+stime when schedstat is missing).",
+                                what)),
+        run_delay(prefix + "_run_delay_seconds_total", "counter",
+                  fmt::format("Time the {} thread waited on a run queue for a host CPU, in "
+                              "seconds (schedstat; absent when the kernel has no schedstats).",
+                              what)),
+        migrations(prefix + "_migrations_total", "counter",
+                   fmt::format("Moves of the {} thread from one host CPU to another "
+                               "(se.nr_migrations; absent without SCHED_DEBUG).",
+                               what)),
+        last_cpu(prefix + "_last_cpu", "gauge",
+                 fmt::format("The host CPU the {} thread last ran on (stat field 39).", what)),
+        affinity_cpus(prefix + "_affinity_cpus", "gauge",
+                      fmt::format("Number of host CPUs the {} thread may run on.", what)),
+        affinity_info(prefix + "_affinity_info", "gauge",
+                      fmt::format("The {} thread's affinity as a CPU list in the cpus label; "
+                                  "always 1.",
+                                  what)) {}
+
+  void add(const Labels& labels, const ThreadFacts& facts, long ticks_per_second) {
+    cpu_seconds.add(labels, seconds_on_cpu(facts, ticks_per_second));
+    if (facts.run_delay_ns) run_delay.add(labels, static_cast<double>(*facts.run_delay_ns) / 1e9);
+    if (facts.migrations) migrations.add(labels, *facts.migrations);
+    if (facts.last_cpu >= 0) last_cpu.add(labels, facts.last_cpu);
+    affinity_cpus.add(labels, facts.affinity.count());
+    affinity_info.add(with(labels, "cpus", facts.affinity.to_list()), 1);
+  }
+
+  void render_to(std::string& out) const {
+    for (const auto* family :
+         {&cpu_seconds, &run_delay, &migrations, &last_cpu, &affinity_cpus, &affinity_info}) {
+      family->render_to(out);
+    }
+  }
+};
+
+// The labels that name a VM on every per-VM series: vm and uuid, the pid when two VMs would
+// otherwise look the same, libvirt's id and nova's names when libvirt manages the VM.
+Labels vm_labels(const Vm& vm, bool ambiguous) {
+  Labels labels = {{"vm", vm.display_name()}, {"uuid", vm.uuid}};
+  if (ambiguous) labels.emplace_back("pid", std::to_string(vm.pid));
+  if (vm.libvirt) {
+    if (vm.libvirt->id >= 0) labels.emplace_back("libvirt_id", std::to_string(vm.libvirt->id));
+    if (vm.libvirt->nova) {
+      labels.emplace_back("nova_name", vm.libvirt->nova->name);
+      labels.emplace_back("nova_flavor", vm.libvirt->nova->flavor);
+      labels.emplace_back("nova_project", vm.libvirt->nova->project);
+    }
+  }
+  return labels;
+}
+
+// True when the vCPU last ran on a CPU its pinning excludes: the kernel's affinity, and
+// libvirt's configured vcpupin when there is one (the two differ when someone re-pinned by hand).
+bool off_pinned_cpus(const Vm& vm, const VmThread& vcpu) {
+  const int cpu = vcpu.facts.last_cpu;
+  if (cpu < 0) return false;
+  if (!vcpu.facts.affinity.empty() && !vcpu.facts.affinity.contains(cpu)) return true;
+  if (vm.libvirt && vcpu.vcpu >= 0 &&
+      static_cast<std::size_t>(vcpu.vcpu) < vm.libvirt->vcpu_pins.size()) {
+    const auto& pin = vm.libvirt->vcpu_pins[static_cast<std::size_t>(vcpu.vcpu)];
+    if (!pin.empty() && !pin.contains(cpu)) return true;
+  }
+  return false;
+}
+
+void render_host(const Topology& topology, std::string& out) {
+  Family cpu_info("vcpumap_host_cpu_info", "gauge",
+                  "A host CPU and where it sits: core, package and NUMA node (empty when "
+                  "unknown); always 1.");
+  Family cpu_online("vcpumap_host_cpu_online", "gauge", "1 when the host CPU is online.");
+  Family cpu_isolated("vcpumap_host_cpu_isolated", "gauge",
+                      "1 when the host CPU is isolated from the scheduler (isolcpus).");
+  for (const auto& cpu : topology.cpus) {
+    const std::string number = std::to_string(cpu.cpu);
+    cpu_info.add({{"cpu", number},
+                  {"core", number_or_empty(cpu.core)},
+                  {"package", number_or_empty(cpu.package)},
+                  {"node", number_or_empty(cpu.node)}},
+                 1);
+    cpu_online.add({{"cpu", number}}, cpu.online ? 1 : 0);
+    cpu_isolated.add({{"cpu", number}}, cpu.isolated ? 1 : 0);
+  }
+  Family host_info("vcpumap_host_info", "gauge",
+                   "The host's CPU model and, when the host is itself a VM, its hypervisor "
+                   "vendor; always 1.");
+  host_info.add(
+      {{"model_name", topology.model_name}, {"hypervisor_vendor", topology.hypervisor_vendor}}, 1);
+  for (const auto* family : {&cpu_info, &cpu_online, &cpu_isolated, &host_info}) {
+    family->render_to(out);
+  }
+}
+
+void render_vms(const Snapshot& snapshot, std::string& out) {
+  Family vms("vcpumap_vms", "gauge", "VMs found on the host, inactive libvirt domains included.");
+  vms.add({}, snapshot.vms.size());
+  Family vm_info("vcpumap_vm_info", "gauge",
+                 "A VM: its pid, hypervisor, libvirt state and where the vCPU-to-thread mapping "
+                 "came from; always 1.");
+  Family vm_vcpus("vcpumap_vm_vcpus", "gauge", "vCPU threads found in the VM's process.");
+  ThreadFamilies vcpu("vcpumap_vcpu", "vCPU");
+  Family off_pinned("vcpumap_vcpu_off_pinned_cpus", "gauge",
+                    "1 when the vCPU last ran on a host CPU outside its affinity or outside "
+                    "libvirt's configured vcpupin, else 0.");
+  ThreadFamilies iothread("vcpumap_iothread", "I/O");
+  Family emulator_seconds("vcpumap_emulator_cpu_seconds_total", "counter",
+                          "Time the VM's emulator threads that exist now ran on a host CPU, in "
+                          "seconds (threads that exited drop out of the sum).");
+  Family emulator_delay("vcpumap_emulator_run_delay_seconds_total", "counter",
+                        "Time the VM's emulator threads that exist now waited on a run queue, "
+                        "in seconds (absent without schedstats).");
+  Family emulator_migrations("vcpumap_emulator_migrations_total", "counter",
+                             "Moves between host CPUs of the VM's emulator threads that exist "
+                             "now (absent without SCHED_DEBUG).");
+  Family emulator_threads("vcpumap_emulator_threads", "gauge",
+                          "Emulator threads of the VM: every thread that is not a vCPU, an I/O "
+                          "thread or vhost.");
+  Family emulator_last_cpu("vcpumap_emulator_last_cpu", "gauge",
+                           "The host CPU the VM's main (emulator) thread last ran on.");
+  Family emulator_cpus("vcpumap_emulator_affinity_cpus", "gauge",
+                       "Number of host CPUs the VM's emulator threads may run on (the union of "
+                       "their affinities, as virsh emulatorpin shows).");
+  Family emulator_info("vcpumap_emulator_affinity_info", "gauge",
+                       "The emulator threads' affinity as a CPU list in the cpus label; always 1.");
+
+  // Two VMs with the same name and UUID (hand-started guests) get the pid as a label too, so no
+  // two series collide.
+  std::map<std::pair<std::string, std::string>, int> seen;
+  for (const auto& vm : snapshot.vms) ++seen[{vm.display_name(), vm.uuid}];
+
+  const long ticks = snapshot.clock_ticks_per_second;
+  for (const auto& vm : snapshot.vms) {
+    const Labels labels = vm_labels(vm, seen[{vm.display_name(), vm.uuid}] > 1);
+    Labels info = with(labels, "hypervisor", std::string(to_string(vm.hypervisor)));
+    if (labels.size() == 2 || labels[2].first != "pid") {
+      info.emplace_back("pid", vm.pid > 0 ? std::to_string(vm.pid) : "");
+    }
+    info.emplace_back("state", vm.libvirt ? vm.libvirt->state : "running");
+    info.emplace_back("vcpu_source", std::string(to_string(vm.vcpu_source)));
+    vm_info.add(info, 1);
+    if (vm.pid <= 0) continue;  // an inactive libvirt domain has no threads to count
+
+    const auto vcpus = vm.vcpus();
+    vm_vcpus.add(labels, vcpus.size());
+    for (const auto* thread : vcpus) {
+      const Labels thread_labels = with(labels, "vcpu", std::to_string(thread->vcpu));
+      vcpu.add(thread_labels, thread->facts, ticks);
+      off_pinned.add(thread_labels, off_pinned_cpus(vm, *thread) ? 1 : 0);
+    }
+    for (const auto* thread : vm.threads_with(ThreadRole::iothread)) {
+      iothread.add(with(labels, "iothread", thread->iothread), thread->facts, ticks);
+    }
+
+    const auto emulators = vm.emulator_threads();
+    double seconds = 0, delay = 0;
+    std::uint64_t migrations = 0;
+    bool have_delay = !emulators.empty(), have_migrations = !emulators.empty();
+    for (const auto* thread : emulators) {
+      seconds += seconds_on_cpu(thread->facts, ticks);
+      if (thread->facts.run_delay_ns) {
+        delay += static_cast<double>(*thread->facts.run_delay_ns) / 1e9;
+      } else {
+        have_delay = false;
+      }
+      if (thread->facts.migrations) {
+        migrations += *thread->facts.migrations;
+      } else {
+        have_migrations = false;
+      }
+      if (thread->role == ThreadRole::emulator_main && thread->facts.last_cpu >= 0) {
+        emulator_last_cpu.add(labels, thread->facts.last_cpu);
+      }
+    }
+    emulator_threads.add(labels, emulators.size());
+    if (emulators.empty()) continue;
+    emulator_seconds.add(labels, seconds);
+    if (have_delay) emulator_delay.add(labels, delay);
+    if (have_migrations) emulator_migrations.add(labels, migrations);
+    const CpuSet affinity = vm.emulator_affinity();
+    emulator_cpus.add(labels, affinity.count());
+    emulator_info.add(with(labels, "cpus", affinity.to_list()), 1);
+  }
+
+  for (const auto* family : {&vms, &vm_info, &vm_vcpus}) family->render_to(out);
+  vcpu.render_to(out);
+  off_pinned.render_to(out);
+  for (const auto* family :
+       {&emulator_seconds, &emulator_delay, &emulator_migrations, &emulator_threads,
+        &emulator_last_cpu, &emulator_cpus, &emulator_info}) {
+    family->render_to(out);
+  }
+  iothread.render_to(out);
+}
+
+}  // namespace
+
+std::string escape_label_value(std::string_view value) {
+  std::string out;
+  out.reserve(value.size());
+  for (std::size_t i = 0; i < value.size();) {
+    const char c = value[i];
+    if (c == '\\') {
+      out += "\\\\";
+    } else if (c == '"') {
+      out += "\\\"";
+    } else if (c == '\n') {
+      out += "\\n";
+    } else {
+      const std::size_t length = utf8_sequence_length(value, i);
+      if (length == 0) {
+        out += "\xEF\xBF\xBD";  // U+FFFD, as the JSON views do
+        ++i;
+        continue;
+      }
+      out.append(value.substr(i, length));
+      i += length;
+      continue;
+    }
+    ++i;
+  }
+  return out;
+}
+
+std::string render_exporter_metrics(const ExporterStats& stats) {
+  Family duration("vcpumap_scrape_duration_seconds", "gauge",
+                  "How long the snapshot behind this scrape took to read, in seconds.");
+  duration.add({}, stats.snapshot_seconds);
+  Family success("vcpumap_scrape_success", "gauge",
+                 "1 when the snapshot behind this scrape was read, 0 when it failed.");
+  success.add({}, stats.success ? 1 : 0);
+  Family errors("vcpumap_scrape_errors_total", "counter",
+                "Snapshots that failed since the exporter started.");
+  errors.add({}, stats.errors_total);
+  Family snapshots("vcpumap_snapshots_total", "counter",
+                   "Snapshots taken since the exporter started: scrapes within the cache "
+                   "interval share one.");
+  snapshots.add({}, stats.snapshots_total);
+  Family build("vcpumap_build_info", "gauge", "The vcpumap version serving these metrics.");
+  build.add({{"version", stats.version}}, 1);
+  std::string out;
+  for (const auto* family : {&duration, &success, &errors, &snapshots, &build}) {
+    family->render_to(out);
+  }
+  return out;
+}
+
+std::string render_metrics(const Snapshot& snapshot, const ExporterStats& stats) {
+  std::string out;
+  render_host(snapshot.topology, out);
+  render_vms(snapshot, out);
+  out += render_exporter_metrics(stats);
+  return out;
+}
+
+}  // namespace vcpumap::views
