@@ -1,6 +1,6 @@
 // vcpumap: where every virtual CPU runs. Parses the command line and hands over to a subcommand.
-#include <CLI/CLI.hpp>
 #include <fmt/core.h>
+#include <CLI/CLI.hpp>
 
 #include <exception>
 
@@ -33,6 +33,7 @@ int main(int argc, char** argv) {
   add_threads_command(app, global, exit_code);
   add_topology_command(app, global, exit_code);
   add_top_command(app, global, exit_code);
+  add_record_commands(app, global, exit_code);
   add_audit_command(app, global, exit_code);
   add_serve_command(app, global, exit_code);
 

@@ -29,6 +29,8 @@ void add_pin_commands(CLI::App& app, const GlobalOptions& global, int& exit_code
 void add_threads_command(CLI::App& app, const GlobalOptions& global, int& exit_code);
 void add_topology_command(CLI::App& app, const GlobalOptions& global, int& exit_code);
 void add_top_command(CLI::App& app, const GlobalOptions& global, int& exit_code);
+void add_record_commands(CLI::App& app, const GlobalOptions& global,
+                         int& exit_code);  // record, report
 void add_audit_command(CLI::App& app, const GlobalOptions& global, int& exit_code);
 void add_serve_command(CLI::App& app, const GlobalOptions& global, int& exit_code);
 

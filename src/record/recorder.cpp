@@ -1,0 +1,251 @@
+#include "record/recorder.h"
+
+#include <poll.h>
+#include <sys/utsname.h>
+
+#include <algorithm>
+#include <cmath>
+#include <thread>
+
+#include "record/session.h"
+
+namespace vcpumap::record {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// Waits until `until` or until `stop_fd` is readable; true when asked to stop.
+bool wait_until(Clock::time_point until, int stop_fd) {
+  for (;;) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - Clock::now());
+    if (left.count() <= 0) return false;
+    pollfd fd{stop_fd, POLLIN, 0};
+    const int ready = ::poll(&fd, stop_fd >= 0 ? 1 : 0, static_cast<int>(left.count()) + 1);
+    if (ready > 0) return true;
+  }
+}
+
+constexpr auto kFlushEvery = std::chrono::seconds(1);
+
+Status record_sampled(const RecordOptions& options, Session& session, Sampler& sampler, int stop_fd,
+                      const ProgressCallback& progress, std::string& reason) {
+  const auto start = session.start_time();
+  auto last_flush = start;
+  auto last_progress = start;
+  for (std::uint64_t n = 1;; ++n) {
+    auto wake = start + n * options.interval;
+    const bool ends = options.duration && wake - start >= *options.duration;
+    if (ends) wake = start + *options.duration;
+    if (wait_until(wake, stop_fd)) {
+      reason = "interrupted";
+      return Ok{};
+    }
+    auto sample = sampler.sample();
+    if (!sample) return sample.error();
+    session.add_sample(**sample);
+    const auto now = Clock::now();
+    if (now - last_flush >= kFlushEvery) {
+      if (auto status = session.flush(); !status) return status;
+      last_flush = now;
+    }
+    if (now - last_progress >= std::chrono::seconds(1)) {
+      progress(session.progress());
+      last_progress = now;
+    }
+    if (ends) {
+      reason = "duration reached";
+      return Ok{};
+    }
+  }
+}
+
+}  // namespace
+
+Result<std::chrono::nanoseconds> parse_duration(std::string_view text) {
+  std::size_t unit_at = 0;
+  while (unit_at < text.size() &&
+         (std::isdigit(static_cast<unsigned char>(text[unit_at])) || text[unit_at] == '.')) {
+    ++unit_at;
+  }
+  const std::string number(text.substr(0, unit_at));
+  const std::string_view unit = text.substr(unit_at);
+  double scale = 0;
+  if (unit.empty() || unit == "s") scale = 1e9;
+  if (unit == "ms") scale = 1e6;
+  if (unit == "us") scale = 1e3;
+  if (unit == "m" || unit == "min") scale = 60e9;
+  if (unit == "h") scale = 3600e9;
+  char* end = nullptr;
+  const double value = number.empty() ? -1 : std::strtod(number.c_str(), &end);
+  if (scale == 0 || value <= 0 || end != number.c_str() + number.size() || !std::isfinite(value)) {
+    return make_error(ExitCode::bad_input,
+                      "bad duration '{}': use e.g. 50ms, 2s, 5m or 1h (a bare number is seconds)",
+                      text);
+  }
+  return std::chrono::nanoseconds(static_cast<std::int64_t>(std::llround(value * scale)));
+}
+
+bool Session::wanted(const Vm& vm) const {
+  if (options_.vms.empty()) return vm.pid > 0;
+  return std::find(chosen_pids_.begin(), chosen_pids_.end(), vm.pid) != chosen_pids_.end();
+}
+
+Status Session::start(const Sample& sample) {
+  for (const auto& spec : options_.vms) {
+    auto vm = find_vm(sample.snapshot, spec);
+    if (!vm) return vm.error();
+    chosen_pids_.push_back((*vm)->pid);
+  }
+  start_mono_ = sample.snapshot.monotonic;
+  HostBlock host;
+  host.tool_version = options_.tool_version;
+  utsname names{};
+  if (::uname(&names) == 0) {
+    host.hostname = names.nodename;
+    host.kernel = names.release;
+  }
+  host.mode = options_.mode;
+  host.interval_ns = static_cast<std::uint64_t>(options_.interval.count());
+  host.start_wall_ns =
+      std::chrono::duration_cast<std::chrono::nanoseconds>(sample.snapshot.wall.time_since_epoch())
+          .count();
+  host.topology = sample.snapshot.topology;
+  host.vm_filter = options_.vms;
+  if (auto status = writer_.write(host); !status) return status;
+  add_sample(sample);
+  return flush();
+}
+
+void Session::add_sample(const Sample& sample) {
+  SampleRecord record;
+  record.time_ns =
+      static_cast<std::uint64_t>(std::max<std::int64_t>(0, since_start(sample.snapshot.monotonic)));
+  last_time_ns_ = std::max<std::int64_t>(last_time_ns_, static_cast<std::int64_t>(record.time_ns));
+  tid_keys_.clear();
+  int vcpus = 0;
+  for (const Vm& vm : sample.snapshot.vms) {
+    if (!wanted(vm)) continue;
+    auto [vm_it, new_vm] =
+        vm_keys_.try_emplace(vm.pid, static_cast<std::uint32_t>(vm_keys_.size()));
+    if (new_vm) {
+      identity_.vms.push_back({vm_it->second, vm.pid, vm.name, vm.uuid, vm.hypervisor});
+    }
+    for (const VmThread& thread : vm.threads) {
+      const auto id = std::make_tuple(vm.pid, thread.tid, thread.facts.start_time_ticks);
+      auto [it, added] =
+          thread_keys_.try_emplace(id, static_cast<std::uint32_t>(thread_keys_.size()));
+      if (added) {
+        identity_.threads.push_back(
+            {it->second, vm_it->second, thread.tid, thread.name, thread.role, thread.vcpu,
+             thread.iothread, thread.facts.start_time_ticks, thread.facts.affinity.to_list()});
+      }
+      tid_keys_[thread.tid] = it->second;
+      if (thread.role == ThreadRole::vcpu) ++vcpus;
+      ThreadSample out{it->second,
+                       thread.facts.last_cpu,
+                       thread.facts.state,
+                       thread.facts.cpu_time_ns,
+                       thread.facts.run_delay_ns,
+                       thread.facts.migrations};
+      if (!out.cpu_time_ns) {
+        // Without schedstat, CPU time from stat's ticks: coarse, but not missing.
+        out.cpu_time_ns =
+            (thread.facts.utime_ticks + thread.facts.stime_ticks) * 1'000'000'000ull /
+            static_cast<std::uint64_t>(std::max(1L, sample.snapshot.clock_ticks_per_second));
+      }
+      record.threads.push_back(out);
+    }
+  }
+  if (!identity_.vms.empty() || !identity_.threads.empty()) identity_.time_ns = record.time_ns;
+  vcpus_ = vcpus;
+  samples_.samples.push_back(std::move(record));
+  ++sample_count_;
+}
+
+void Session::add_event(const Event& event) {
+  if (event.kind == EventKind::lost) lost_ += event.lost;
+  last_time_ns_ = std::max<std::int64_t>(last_time_ns_, static_cast<std::int64_t>(event.time_ns));
+  events_.events.push_back(event);
+  ++event_count_;
+}
+
+Status Session::flush() {
+  // Identities first: the samples and events after them name their threads by key.
+  if (!identity_.vms.empty() || !identity_.threads.empty()) {
+    if (auto status = writer_.write(identity_); !status) return status;
+    identity_ = {};
+  }
+  if (!samples_.samples.empty()) {
+    if (auto status = writer_.write(samples_); !status) return status;
+    samples_.samples.clear();
+  }
+  if (!events_.events.empty()) {
+    if (auto status = writer_.write(events_); !status) return status;
+    events_.events.clear();
+  }
+  return Ok{};
+}
+
+Status Session::finish(const std::string& reason) {
+  if (auto status = flush(); !status) return status;
+  return writer_.write(EndBlock{static_cast<std::uint64_t>(last_time_ns_), sample_count_,
+                                event_count_, lost_, reason});
+}
+
+RecordProgress Session::progress() const {
+  RecordProgress progress;
+  progress.elapsed_s = std::chrono::duration<double>(Clock::now() - start_mono_).count();
+  progress.samples = sample_count_;
+  progress.events = event_count_;
+  progress.lost_events = lost_;
+  progress.bytes = writer_.size();
+  progress.vcpus = vcpus_;
+  return progress;
+}
+
+Result<RecordProgress> run_recording(const RecordOptions& options, int stop_fd,
+                                     const ProgressCallback& progress) {
+  SamplerOptions sampler_options;
+  sampler_options.snapshot = options.snapshot;
+  // Exact mode samples once a second: enough to learn new threads and keep the counters.
+  sampler_options.discovery_interval = std::chrono::seconds(1);
+  Sampler sampler(std::move(sampler_options));
+  auto first = sampler.sample();
+  if (!first) return first.error();
+  // Exact mode: open the tracepoints before creating the file, so a host without them gets a
+  // clear message and no empty recording.
+  std::unique_ptr<perf::SchedTracer> tracer;
+  if (options.mode == Mode::exact) {
+    auto tracepoints = perf::find_sched_tracepoints(options.snapshot.root);
+    if (!tracepoints) return tracepoints.error();
+    auto opened = perf::SchedTracer::open(*tracepoints, (*first)->snapshot.topology.online, 256);
+    if (!opened) return opened.error();
+    tracer = std::move(opened).value();
+  }
+  // The first sample reads the topology and looks for VMs, which can take a while: time 0 is a
+  // second, quick sample, taken just before the tracepoints start.
+  first = sampler.sample();
+  if (!first) return first.error();
+  for (const auto& spec : options.vms) {  // an unknown VM: say so before making a file
+    if (auto vm = find_vm((*first)->snapshot, spec); !vm) return vm.error();
+  }
+  auto writer = RecordingWriter::create(options.output);
+  if (!writer) return writer.error();
+  Session session(options, std::move(writer).value());
+  if (auto status = session.start(**first); !status) return status.error();
+  std::string reason;
+  Status status = tracer
+                      ? record_exact(options, session, sampler, *tracer, stop_fd, progress, reason)
+                      : record_sampled(options, session, sampler, stop_fd, progress, reason);
+  if (!status) reason = "stopped by an error: " + status.error().message;
+  // Close cleanly even after an error: what was recorded stays readable.
+  const Status closed = session.finish(reason);
+  RecordProgress last = session.progress();
+  last.reason = reason;
+  progress(last);
+  if (!status) return status.error();
+  if (!closed) return closed.error();
+  return last;
+}
+
+}  // namespace vcpumap::record

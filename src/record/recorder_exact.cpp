@@ -1,0 +1,143 @@
+// Exact mode: the sched tracepoints on every CPU, kept to the recorded VMs' threads in user
+// space, merged across CPUs in time order, plus a sample a second (new threads, counters).
+#include <algorithm>
+
+#include "record/session.h"
+
+namespace vcpumap::record {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// Events sit this long before being written: a ring read now may still lack an earlier event of
+// another CPU, and blocks must be in time order across CPUs.
+constexpr std::int64_t kHoldbackNs = 200'000'000;
+constexpr std::size_t kEventsPerBlock = 8192;
+
+// The state letter of sched_switch's prev_state: the low 7 bits are S D T t X Z P (the kernel's
+// __trace_sched_switch_state); none set means it was preempted while runnable.
+char switch_state(std::int64_t prev_state) {
+  static constexpr char kLetters[] = "SDTtXZP";
+  for (int bit = 0; bit < 7; ++bit) {
+    if (prev_state & (std::int64_t{1} << bit)) return kLetters[bit];
+  }
+  return 'R';
+}
+
+// Turns kernel events into recorded events of the VMs' threads; the rest are dropped here.
+void keep_vm_events(const Session& session, const std::vector<perf::SchedEvent>& raw,
+                    std::vector<Event>& pending, std::int64_t& last_time) {
+  for (const perf::SchedEvent& in : raw) {
+    const std::int64_t time = in.time_ns ? session.since_start_ns(in.time_ns) : last_time;
+    if (time < 0) continue;
+    last_time = std::max(last_time, time);
+    Event event;
+    event.time_ns = static_cast<std::uint64_t>(time);
+    event.cpu = in.cpu;
+    switch (in.kind) {
+      case perf::SchedEvent::Kind::sched_switch:
+        if (const auto* key = session.key_of(in.prev_pid)) {
+          event.kind = EventKind::switch_out;
+          event.key = *key;
+          event.state = switch_state(in.prev_state);
+          pending.push_back(event);
+        }
+        if (const auto* key = session.key_of(in.next_pid)) {
+          event.kind = EventKind::switch_in;
+          event.key = *key;
+          pending.push_back(event);
+        }
+        break;
+      case perf::SchedEvent::Kind::migrate:
+        // The kernel counts se.nr_migrations only when the CPU really changes.
+        if (const auto* key = session.key_of(in.pid); key && in.orig_cpu != in.dest_cpu) {
+          event.kind = EventKind::migrate;
+          event.key = *key;
+          event.cpu = in.dest_cpu;
+          event.orig_cpu = in.orig_cpu;
+          pending.push_back(event);
+        }
+        break;
+      case perf::SchedEvent::Kind::wakeup:
+        if (const auto* key = session.key_of(in.pid)) {
+          event.kind = EventKind::wakeup;
+          event.key = *key;
+          event.cpu = in.target_cpu;
+          pending.push_back(event);
+        }
+        break;
+      case perf::SchedEvent::Kind::lost:
+        event.kind = EventKind::lost;
+        event.lost = in.lost;
+        pending.push_back(event);
+        break;
+    }
+  }
+}
+
+// Moves events older than `before` (all when before < 0) into the session, in time order.
+void release(Session& session, std::vector<Event>& pending, std::int64_t before) {
+  std::stable_sort(pending.begin(), pending.end(),
+                   [](const Event& a, const Event& b) { return a.time_ns < b.time_ns; });
+  std::size_t n = 0;
+  while (n < pending.size() &&
+         (before < 0 || static_cast<std::int64_t>(pending[n].time_ns) < before)) {
+    session.add_event(pending[n++]);
+  }
+  pending.erase(pending.begin(), pending.begin() + static_cast<std::ptrdiff_t>(n));
+}
+
+}  // namespace
+
+Status record_exact(const RecordOptions& options, Session& session, Sampler& sampler,
+                    perf::SchedTracer& tracer, int stop_fd, const ProgressCallback& progress,
+                    std::string& reason) {
+  const auto start = session.start_time();
+  tracer.enable();
+  std::vector<perf::SchedEvent> raw;
+  std::vector<Event> pending;
+  std::int64_t last_time = 0;
+  auto next_sample = start + std::chrono::seconds(1);
+  auto last_flush = Clock::now();
+  auto last_progress = last_flush;
+  for (;;) {
+    const auto now = Clock::now();
+    const bool ends = options.duration && now - start >= *options.duration;
+    auto wait_ms = std::chrono::duration_cast<std::chrono::milliseconds>(next_sample - now);
+    if (options.duration) {
+      wait_ms = std::min(wait_ms, std::chrono::duration_cast<std::chrono::milliseconds>(
+                                      start + *options.duration - now));
+    }
+    const bool stop =
+        !ends &&
+        tracer.wait(static_cast<int>(std::clamp<std::int64_t>(wait_ms.count(), 0, 100)), stop_fd);
+    raw.clear();
+    tracer.drain(raw);
+    keep_vm_events(session, raw, pending, last_time);
+    if (stop || ends) {
+      release(session, pending, -1);
+      reason = stop ? "interrupted" : "duration reached";
+      // A last sample: the counters at the end, for the report and for cross-checks.
+      if (auto sample = sampler.sample()) session.add_sample(**sample);
+      return Ok{};
+    }
+    release(session, pending, session.since_start(Clock::now()) - kHoldbackNs);
+    if (Clock::now() >= next_sample) {
+      auto sample = sampler.sample();
+      if (!sample) return sample.error();
+      session.add_sample(**sample);
+      next_sample += std::chrono::seconds(1);
+    }
+    if (session.buffered_events() >= kEventsPerBlock ||
+        Clock::now() - last_flush >= std::chrono::seconds(1)) {
+      if (auto status = session.flush(); !status) return status;
+      last_flush = Clock::now();
+    }
+    if (Clock::now() - last_progress >= std::chrono::seconds(1)) {
+      progress(session.progress());
+      last_progress = Clock::now();
+    }
+  }
+}
+
+}  // namespace vcpumap::record

@@ -1,0 +1,113 @@
+// What a recording holds, decoded: the host, the identity of every VM and thread, samples of
+// each thread (sampled mode) and scheduler events (exact mode). Plain data, no I/O.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "core/model.h"
+
+namespace vcpumap::record {
+
+enum class Mode : std::uint8_t { sampled = 0, exact = 1 };
+std::string_view to_string(Mode mode);
+
+// The first block: where and how the recording was made, so it can be read on another machine.
+struct HostBlock {
+  std::string tool_version;
+  std::string hostname;
+  std::string kernel;
+  Mode mode = Mode::sampled;
+  std::uint64_t interval_ns = 0;       // sampling interval
+  std::int64_t start_wall_ns = 0;      // Unix time of time 0
+  Topology topology;                   // cpus (cpu, core, package, node, online), counts, vendor
+  std::vector<std::string> vm_filter;  // the VMs the user named (empty: all)
+};
+
+// One thread as first seen. `key` numbers threads across the file: a tid can be reused, a key
+// is not.
+struct ThreadIdentity {
+  std::uint32_t key = 0;
+  std::uint32_t vm_key = 0;
+  int tid = 0;
+  std::string name;
+  ThreadRole role = ThreadRole::emulator_other;
+  int vcpu = -1;
+  std::string iothread;
+  std::uint64_t start_time_ticks = 0;
+  std::string affinity;  // kernel CPU list when first seen
+};
+
+struct VmIdentity {
+  std::uint32_t key = 0;
+  int pid = 0;
+  std::string name;
+  std::string uuid;
+  Hypervisor hypervisor = Hypervisor::qemu;
+};
+
+// VMs and threads new since the previous identity block (times are ns since time 0).
+struct IdentityBlock {
+  std::uint64_t time_ns = 0;
+  std::vector<VmIdentity> vms;
+  std::vector<ThreadIdentity> threads;
+};
+
+// One thread at one sample. Optional figures are absent when the kernel did not give them.
+struct ThreadSample {
+  std::uint32_t key = 0;
+  int cpu = -1;
+  char state = '?';
+  std::optional<std::uint64_t> cpu_time_ns;
+  std::optional<std::uint64_t> run_delay_ns;
+  std::optional<std::uint64_t> migrations;  // se.nr_migrations
+};
+
+struct SampleRecord {
+  std::uint64_t time_ns = 0;
+  std::vector<ThreadSample> threads;
+};
+
+struct SampleBlock {
+  std::vector<SampleRecord> samples;
+};
+
+enum class EventKind : std::uint8_t {
+  switch_in = 0,
+  switch_out = 1,
+  migrate = 2,
+  wakeup = 3,
+  lost = 4
+};
+
+// One scheduler event of a recorded thread (exact mode).
+struct Event {
+  EventKind kind = EventKind::switch_in;
+  std::uint64_t time_ns = 0;
+  std::uint32_t key = 0;   // the thread (unused for lost)
+  int cpu = -1;            // where it happened; for migrate the destination, for wakeup the target
+  int orig_cpu = -1;       // migrate: the CPU it left
+  char state = 'R';        // switch_out: the state it left in ('R': preempted, still runnable)
+  std::uint64_t lost = 0;  // lost: how many events the kernel dropped on `cpu`
+};
+
+struct EventBlock {
+  std::vector<Event> events;
+};
+
+// The last block of a cleanly closed file.
+struct EndBlock {
+  std::uint64_t time_ns = 0;
+  std::uint64_t samples = 0;
+  std::uint64_t events = 0;
+  std::uint64_t lost_events = 0;
+  std::string reason;  // "duration reached", "interrupted", "write error: ..."
+};
+
+// Any block of a recording, decoded.
+using Block = std::variant<HostBlock, IdentityBlock, SampleBlock, EventBlock, EndBlock>;
+
+}  // namespace vcpumap::record

@@ -1,0 +1,83 @@
+// The kernel's scheduler tracepoints (sched_switch, sched_migrate_task, sched_wakeup) through
+// perf_event_open, one ring buffer per CPU. Gives decoded events in kernel order per CPU, and
+// the count of events the kernel dropped when a ring was full (PERF_RECORD_LOST).
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <string_view>
+#include <vector>
+
+#include "util/cpuset.h"
+#include "util/result.h"
+
+namespace vcpumap::perf {
+
+// Where one field sits in a tracepoint's raw record (from its `format` file).
+struct Field {
+  int offset = -1;
+  int size = 0;
+};
+
+// The id and the fields vcpumap reads of one tracepoint. Layouts differ between kernels (6.x
+// moved sched_migrate_task's comm to a __data_loc), so they are read, not assumed.
+struct Tracepoint {
+  int id = -1;
+  Field pid, prev_pid, next_pid, prev_state, orig_cpu, dest_cpu, target_cpu;
+};
+
+struct SchedTracepoints {
+  Tracepoint sched_switch, migrate_task, wakeup;
+  std::filesystem::path tracefs;  // where they were found
+};
+
+// Parses a tracepoint `format` file: its ID and the offset and size of every named field.
+Result<Tracepoint> parse_tracepoint_format(std::string_view text);
+
+// Finds the three tracepoints under ROOT/sys/kernel/tracing or ROOT/sys/kernel/debug/tracing.
+// The error says how to mount tracefs.
+Result<SchedTracepoints> find_sched_tracepoints(const std::filesystem::path& root);
+
+struct SchedEvent {
+  enum class Kind { sched_switch, migrate, wakeup, lost };
+  Kind kind = Kind::sched_switch;
+  std::uint64_t time_ns = 0;  // CLOCK_MONOTONIC, as std::chrono::steady_clock
+  int cpu = -1;               // the CPU whose ring it came from
+  int prev_pid = 0, next_pid = 0;
+  std::int64_t prev_state = 0;
+  int pid = 0;  // migrate, wakeup
+  int orig_cpu = -1, dest_cpu = -1, target_cpu = -1;
+  std::uint64_t lost = 0;
+};
+
+// Decodes one raw tracepoint record (PERF_SAMPLE_RAW) into `event`; false when it is none of
+// the three or too short.
+bool decode_raw(const SchedTracepoints& tracepoints, std::string_view raw, SchedEvent& event);
+
+class SchedTracer {
+ public:
+  // Opens the three tracepoints on every CPU of `cpus` with a ring of `ring_pages` pages (a power
+  // of two) per CPU. Needs root (or CAP_PERFMON); the error says what failed and why.
+  static Result<std::unique_ptr<SchedTracer>> open(const SchedTracepoints& tracepoints,
+                                                   const CpuSet& cpus, int ring_pages);
+  ~SchedTracer();
+  SchedTracer(const SchedTracer&) = delete;
+  SchedTracer& operator=(const SchedTracer&) = delete;
+
+  // Starts counting on every CPU.
+  void enable();
+  // Waits up to `timeout_ms` for a ring to fill past its watermark, or for `extra_fd` (e.g. a
+  // signalfd) to become readable; true when extra_fd is readable.
+  bool wait(int timeout_ms, int extra_fd);
+  // Appends every event waiting in the rings to `out` (per CPU in time order, not merged).
+  void drain(std::vector<SchedEvent>& out);
+
+ private:
+  struct Ring;
+  SchedTracer() = default;
+  SchedTracepoints tracepoints_;
+  std::vector<std::unique_ptr<Ring>> rings_;
+};
+
+}  // namespace vcpumap::perf
