@@ -225,8 +225,13 @@ void check_emulator_on_vcpu_cpu(const AuditContext& context, std::vector<Finding
       for (const auto* other : vms_of(holders)) vms.push_back(other);
       auto involved = threads;
       involved.insert(involved.end(), holders.begin(), holders.end());
+      // A flavor with hw:emulator_threads_policy promised better: then it is an error.
+      const std::string policy = key == "emulator" && vm.libvirt && vm.libvirt->nova
+                                     ? vm.libvirt->nova->emulator_threads_policy
+                                     : std::string();
       auto finding =
-          make_finding("emulator-on-vcpu-cpu", Severity::warning, vms, involved, overlap);
+          make_finding("emulator-on-vcpu-cpu", policy.empty() ? Severity::warning : Severity::error,
+                       vms, involved, overlap);
       std::vector<int> tids;
       for (const auto* audited : threads) tids.push_back(audited->thread->tid);
       std::sort(tids.begin(), tids.end());
@@ -239,6 +244,10 @@ void check_emulator_on_vcpu_cpu(const AuditContext& context, std::vector<Finding
           "{} may run on {}, where {} {} pinned, so device emulation and I/O take time from {}{}",
           subject, cpus_phrase(overlap), list_threads(holders), holders.size() == 1 ? "is" : "are",
           holders.size() == 1 ? "that vCPU" : "those vCPUs", seen_on(threads, overlap));
+      if (!policy.empty()) {
+        finding.message +=
+            fmt::format(", which nova's hw:emulator_threads_policy={} rules out", policy);
+      }
       if (!target.empty()) {
         const auto& first = *threads.front()->thread;
         if (key == "emulator") {

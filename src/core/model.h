@@ -112,6 +112,9 @@ struct NovaInstance {
   std::string flavor;      // flavor name
   std::string project;     // owner project name
   std::string cpu_policy;  // flavor extra spec hw:cpu_policy when nova wrote it (may be empty)
+  // hw:emulator_threads_policy ("share" or "isolate"): nova keeps the emulator threads off the
+  // dedicated vCPUs' CPUs. Empty when the flavor says nothing.
+  std::string emulator_threads_policy;
 };
 
 // What libvirt knows about a domain, kept beside what /proc shows.

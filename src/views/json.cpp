@@ -75,7 +75,8 @@ json vm_json(const Vm& vm) {
     nova = {{"name", instance.name},
             {"flavor", instance.flavor},
             {"project", instance.project},
-            {"cpu_policy", string_or_null(instance.cpu_policy)}};
+            {"cpu_policy", string_or_null(instance.cpu_policy)},
+            {"emulator_threads_policy", string_or_null(instance.emulator_threads_policy)}};
   }
   const bool has_id = vm.libvirt && vm.libvirt->id >= 0;
   return {{"pid", vm.pid > 0 ? json(vm.pid) : json(nullptr)},

@@ -54,7 +54,7 @@ Vm& vm_named(audit::AuditInput& input, const std::string& name) {
 // Makes a VM a libvirt domain with this configured pinning (as virsh vcpupin shows it).
 void configure(audit::AuditInput& input, const std::string& name,
                const std::vector<std::string>& vcpu_pins, const std::string& emulator_pin,
-               const std::string& cpu_policy = "") {
+               const std::string& cpu_policy = "", const std::string& emulator_policy = "") {
   auto& vm = vm_named(input, name);
   LibvirtDomain domain;
   domain.name = name;
@@ -63,7 +63,9 @@ void configure(audit::AuditInput& input, const std::string& name,
   domain.vcpus = static_cast<int>(vcpu_pins.size());
   for (const auto& pin : vcpu_pins) domain.vcpu_pins.push_back(*CpuSet::parse_list(pin));
   domain.emulator_pin = *CpuSet::parse_list(emulator_pin);
-  if (!cpu_policy.empty()) domain.nova = NovaInstance{"inst", "flavor", "project", cpu_policy};
+  if (!cpu_policy.empty()) {
+    domain.nova = NovaInstance{"inst", "flavor", "project", cpu_policy, emulator_policy};
+  }
   vm.libvirt = std::move(domain);
 }
 
@@ -155,6 +157,20 @@ TEST(Audit, EmulatorThreadsAllowedOnAPinnedVcpusCpu) {
   EXPECT_EQ(emulator[0].vm, "web");
   EXPECT_EQ(emulator[0].fix, "vcpumap emulatorpin web 0-1,4-31");
   EXPECT_EQ(findings.size(), 1U) << all_text(findings);
+}
+
+// nova's hw:emulator_threads_policy promises the emulator threads stay off the vCPUs' CPUs.
+TEST(Audit, EmulatorOnVcpuCpuBreaksNovasEmulatorThreadsPolicy) {
+  SKIP_WITHOUT_SHARED();
+  AuditMachine machine(kTwoSocketNuma);
+  machine.add_qemu(100, "web", guest(100, "0-31", {"2", "3"}));
+  auto input = look(machine);
+  configure(input, "web", {"2", "3"}, "0-31", "dedicated", "isolate");
+  const auto emulator = with_rule(audit::run_rules(input), "emulator-on-vcpu-cpu");
+  ASSERT_EQ(emulator.size(), 1U);
+  EXPECT_EQ(emulator[0].severity, audit::Severity::error);
+  EXPECT_NE(emulator[0].message.find("hw:emulator_threads_policy=isolate"), std::string::npos)
+      << emulator[0].message;
 }
 
 TEST(Audit, VcpusPinnedAcrossNumaNodes) {

@@ -34,11 +34,13 @@ TEST(NovaMetadata, OtherNamespaceVersionsAndExtraSpecs) {
   const auto nova = parse_nova_metadata(
       "<domain><metadata><instance xmlns='http://openstack.org/xmlns/libvirt/nova/1.2'>"
       "<name>db</name><flavor name='pinned.large'><extraSpecs>"
-      "<extraSpec name='hw:cpu_policy'>dedicated</extraSpec></extraSpecs></flavor>"
+      "<extraSpec name='hw:cpu_policy'>dedicated</extraSpec>"
+      "<extraSpec name='hw:emulator_threads_policy'>isolate</extraSpec></extraSpecs></flavor>"
       "<owner><project uuid='x'>ops</project></owner></instance></metadata></domain>");
   ASSERT_TRUE(nova);
   EXPECT_EQ(nova->name, "db");
   EXPECT_EQ(nova->cpu_policy, "dedicated");
+  EXPECT_EQ(nova->emulator_threads_policy, "isolate");
   EXPECT_EQ(nova->project, "ops");
 }
 

@@ -69,7 +69,7 @@ Snapshot two_vm_snapshot() {
   domain.id = 7;
   domain.state = "running";
   domain.vcpu_pins = {CpuSet::parse_list("0").value(), CpuSet::parse_list("0-1").value()};
-  domain.nova = NovaInstance{"web-1", "m1.small", "demo", "dedicated"};
+  domain.nova = NovaInstance{"web-1", "m1.small", "demo", "dedicated", ""};
   web.libvirt = domain;
   snapshot.vms.push_back(web);
   return snapshot;

@@ -35,6 +35,10 @@ std::optional<NovaInstance> parse_nova_metadata(const std::string& domain_xml) {
       xpath_string(context.get(), (prefix + "/*[local-name()='flavor']/*[local-name()='extraSpecs']"
                                             "/*[local-name()='extraSpec'][@name='hw:cpu_policy']")
                                       .c_str());
+  nova.emulator_threads_policy = xpath_string(
+      context.get(), (prefix + "/*[local-name()='flavor']/*[local-name()='extraSpecs']"
+                               "/*[local-name()='extraSpec'][@name='hw:emulator_threads_policy']")
+                         .c_str());
   return nova;
 }
 
