@@ -192,3 +192,31 @@ command -v python3 >/dev/null || skip "python3 is not installed (needed to read 
 
 guests_init || fatal "can't make a temp dir"
 export TEST_TMP=$GUESTS_TMP
+
+# libvirt_domains_setup DOMAINS_DIR NAME...: starts libvirt if none answers
+# (scripts/libvirt-env.sh), defines the domains NAME from DOMAINS_DIR/NAME.xml (refusing to touch
+# a domain of that name that already exists), and on exit destroys and undefines exactly those,
+# then stops only what libvirt-env.sh started. Sets VIRSH and OURS.
+libvirt_domains_setup() {
+  local dir=$1 name
+  shift
+  ENV_SCRIPT="$SOURCE_DIR/scripts/libvirt-env.sh"
+  export LIBVIRT_DEFAULT_URI=qemu:///system
+  VIRSH=(virsh -c qemu:///system)
+  OURS=("$@")
+  trap 'libvirt_domains_cleanup; guests_exit_hook $?' EXIT
+  bash "$ENV_SCRIPT" start || fatal "libvirt did not start"
+  for name in "${OURS[@]}"; do
+    "${VIRSH[@]}" domstate "$name" >/dev/null 2>&1 && fatal "a domain named $name already exists; not touching it"
+    "${VIRSH[@]}" define "$dir/$name.xml" >/dev/null || fatal "cannot define $name"
+  done
+}
+
+libvirt_domains_cleanup() {
+  local name
+  for name in "${OURS[@]}"; do
+    "${VIRSH[@]}" destroy "$name" >/dev/null 2>&1
+    "${VIRSH[@]}" undefine "$name" >/dev/null 2>&1
+  done
+  bash "$ENV_SCRIPT" stop >/dev/null
+}

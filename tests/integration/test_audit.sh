@@ -10,29 +10,12 @@ command -v virsh >/dev/null && command -v libvirtd >/dev/null || skip "libvirt i
 [[ $(id -u) -eq 0 ]] || skip "needs root to start libvirtd"
 (($(nproc) >= 2)) || skip "needs 2 host CPUs"
 
-ENV_SCRIPT="$SOURCE_DIR/scripts/libvirt-env.sh"
 DOMAINS_DIR="$TESTS_DIR/integration/libvirt/audit-domains"
-export LIBVIRT_DEFAULT_URI=qemu:///system
-VIRSH=(virsh -c qemu:///system)
 OURS=(vcpumap-audit-clean vcpumap-audit-share-a vcpumap-audit-share-b vcpumap-audit-emu
   vcpumap-audit-float)
 OURS_PY="{$(printf "'%s'," "${OURS[@]}")}"
 
-cleanup_libvirt() {
-  local name
-  for name in "${OURS[@]}"; do
-    "${VIRSH[@]}" destroy "$name" >/dev/null 2>&1
-    "${VIRSH[@]}" undefine "$name" >/dev/null 2>&1
-  done
-  bash "$ENV_SCRIPT" stop >/dev/null
-}
-trap 'cleanup_libvirt; guests_exit_hook $?' EXIT
-
-bash "$ENV_SCRIPT" start || fatal "libvirt did not start"
-for name in "${OURS[@]}"; do
-  "${VIRSH[@]}" domstate "$name" >/dev/null 2>&1 && fatal "a domain named $name already exists; not touching it"
-  "${VIRSH[@]}" define "$DOMAINS_DIR/$name.xml" >/dev/null || fatal "cannot define $name"
-done
+libvirt_domains_setup "$DOMAINS_DIR" "${OURS[@]}"
 
 # ours_eval JSON PY_EXPR: json_eval over the findings whose every VM is one of ours, as `f`.
 ours_eval() {

@@ -8,27 +8,10 @@ source "$(dirname "$0")/lib.sh"
 command -v virsh >/dev/null && command -v libvirtd >/dev/null || skip "libvirt is not installed"
 [[ $(id -u) -eq 0 ]] || skip "needs root to start libvirtd"
 
-ENV_SCRIPT="$SOURCE_DIR/scripts/libvirt-env.sh"
 DOMAINS_DIR="$TESTS_DIR/integration/libvirt/domains"
-export LIBVIRT_DEFAULT_URI=qemu:///system
-VIRSH=(virsh -c qemu:///system)
 OURS=(vcpumap-test-pin1 vcpumap-test-iothreads vcpumap-test-nova vcpumap-test-inactive)
 
-cleanup_libvirt() {
-  local name
-  for name in "${OURS[@]}"; do
-    "${VIRSH[@]}" destroy "$name" >/dev/null 2>&1
-    "${VIRSH[@]}" undefine "$name" >/dev/null 2>&1
-  done
-  bash "$ENV_SCRIPT" stop >/dev/null
-}
-trap 'cleanup_libvirt; guests_exit_hook $?' EXIT
-
-bash "$ENV_SCRIPT" start || fatal "libvirt did not start"
-for name in "${OURS[@]}"; do
-  "${VIRSH[@]}" domstate "$name" >/dev/null 2>&1 && fatal "a domain named $name already exists; not touching it"
-  "${VIRSH[@]}" define "$DOMAINS_DIR/$name.xml" >/dev/null || fatal "cannot define $name"
-done
+libvirt_domains_setup "$DOMAINS_DIR" "${OURS[@]}"
 for name in vcpumap-test-pin1 vcpumap-test-iothreads vcpumap-test-nova; do
   "${VIRSH[@]}" start "$name" >/dev/null || fatal "cannot start $name"
 done
