@@ -8,6 +8,8 @@
 #include <string_view>
 #include <vector>
 
+#include "core/model.h"
+
 namespace vcpumap::testing {
 
 struct FakeThread {
@@ -25,6 +27,16 @@ struct FakeThread {
   std::uint64_t run_delay_ns = 0;
   std::uint64_t migrations = 0;
 };
+
+// A host CPU with its place in the topology, for topologies built in a test.
+inline Cpu make_cpu(int number, int core, int package, int node) {
+  Cpu cpu;
+  cpu.cpu = number;
+  cpu.core = core;
+  cpu.package = package;
+  cpu.node = node;
+  return cpu;
+}
 
 class FixtureTree {
  public:

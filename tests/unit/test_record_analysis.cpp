@@ -2,6 +2,8 @@
 // longest stay, run delay, lost events and the timeline, in both modes.
 #include <gtest/gtest.h>
 
+#include "fixture_tree.h"
+
 #include "record/analysis.h"
 #include "views/report_html.h"
 #include "views/report_text.h"
@@ -11,14 +13,7 @@ namespace {
 
 constexpr std::uint64_t kMs = 1'000'000;
 
-Cpu make_cpu(int number, int core, int package, int node) {
-  Cpu cpu;
-  cpu.cpu = number;
-  cpu.core = core;
-  cpu.package = package;
-  cpu.node = node;
-  return cpu;
-}
+using vcpumap::testing::make_cpu;
 
 // Two cores of one package, one NUMA node each.
 HostBlock two_cpu_host(Mode mode) {

@@ -7,6 +7,8 @@
 
 #include <gtest/gtest.h>
 
+#include "fixture_tree.h"
+
 #include "record/file.h"
 
 namespace vcpumap::record {
@@ -14,14 +16,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-Cpu make_cpu(int number, int core, int package, int node) {
-  Cpu cpu;
-  cpu.cpu = number;
-  cpu.core = core;
-  cpu.package = package;
-  cpu.node = node;
-  return cpu;
-}
+using vcpumap::testing::make_cpu;
 
 struct TempDir {
   TempDir() {
