@@ -13,6 +13,7 @@ namespace {
 
 constexpr int kLabelWidth = 130;
 constexpr int kPlotWidth = 1100;
+constexpr int kRightMargin = 30;  // room for half of the last axis label
 
 std::string escape(std::string_view text) {
   std::string out;
@@ -117,18 +118,33 @@ void add_to_runs(std::vector<Run>& runs, int col, int colour, std::uint64_t ns,
 
 // A run of columns of one host-CPU lane where the same vCPUs share it in the same proportions
 // (in eighths of the lane): each becomes a stacked bar, so a vCPU that never has the largest
-// share still shows.
+// share still shows. At most kMaxStacked vCPUs a bar; the rest of the lane's time is one grey
+// "other vCPUs" part, so an overcommitted host costs at most kMaxStacked + 1 rectangles a cell
+// and the page's size is bounded by lanes x columns, not by how many vCPUs pass through.
+constexpr std::size_t kMaxStacked = 3;
+constexpr int kOtherVcpus = -1;
+
 struct StackRun {
   int start = 0, end = 0;
-  std::vector<std::pair<int, int>> parts;  // (vCPU ref, eighths)
+  std::vector<std::pair<int, int>> parts;  // (vCPU ref or kOtherVcpus, eighths)
   std::vector<std::uint64_t> ns;
 };
 
 void add_to_stack(std::vector<StackRun>& runs, int col, const std::map<int, std::uint64_t>& time,
                   std::uint64_t column_ns) {
+  std::vector<std::pair<int, std::uint64_t>> kept(time.begin(), time.end());
+  std::uint64_t others = 0;
+  if (kept.size() > kMaxStacked) {
+    std::stable_sort(kept.begin(), kept.end(),
+                     [](const auto& a, const auto& b) { return a.second > b.second; });
+    for (std::size_t i = kMaxStacked; i < kept.size(); ++i) others += kept[i].second;
+    kept.resize(kMaxStacked);
+    std::sort(kept.begin(), kept.end());  // back in vCPU order: a stable stacking order
+    kept.push_back({kOtherVcpus, others});
+  }
   std::vector<std::pair<int, int>> parts;
   std::vector<std::uint64_t> ns;
-  for (auto [ref, t] : time) {
+  for (auto [ref, t] : kept) {
     const int eighths = int(std::min<std::uint64_t>(8, (t * 8 + column_ns / 2) / column_ns));
     if (eighths == 0) continue;
     parts.push_back({ref, eighths});
@@ -174,7 +190,7 @@ std::string svg_frame(int lanes, int lane_height, double seconds, const std::str
   std::string svg = fmt::format(
       "<svg id=\"{}\" class=\"timeline\" xmlns=\"http://www.w3.org/2000/svg\" width=\"{}\" "
       "height=\"{}\" style=\"display:{}\">\n",
-      id, kLabelWidth + kPlotWidth + 10, height, visible ? "block" : "none");
+      id, kLabelWidth + kPlotWidth + kRightMargin, height, visible ? "block" : "none");
   for (int lane = 0; lane < lanes; ++lane) {
     svg += fmt::format(
         "<text x=\"{}\" y=\"{}\" class=\"lane\">{}</text><rect x=\"{}\" y=\"{}\" width=\"{}\" "
@@ -242,9 +258,11 @@ std::string render_report_html(const record::Report& report, const std::string& 
   std::string cpu_body, vcpu_body;
   emit_stacks(
       cpu_body, by_cpu, column_px, cpu_lane_height, column_ns,
-      [&](int ref) { return vcpu_colour(vcpus[ref]); },
+      [&](int ref) { return ref == kOtherVcpus ? std::string("#999") : vcpu_colour(vcpus[ref]); },
       [&](int lane, int ref) {
-        return fmt::format("CPU {} · {}", report.cpus[lane], escape(vcpu_name(report, vcpus[ref])));
+        return fmt::format(
+            "CPU {} · {}", report.cpus[lane],
+            ref == kOtherVcpus ? "other vCPUs" : escape(vcpu_name(report, vcpus[ref])));
       });
   emit_runs(
       vcpu_body, by_vcpu, column_px, vcpu_lane_height, column_ns,
@@ -306,6 +324,17 @@ th {{ background: #f0f0f0; text-align: left; }} td.n {{ text-align: right; }}
   for (const auto& ref : vcpus) {
     html += fmt::format("<span><i style=\"background:{}\"></i>{}</span>", vcpu_colour(ref),
                         escape(vcpu_name(report, ref)));
+  }
+  const bool crowded = std::any_of(by_cpu.begin(), by_cpu.end(), [](const auto& lane) {
+    return std::any_of(lane.begin(), lane.end(), [](const StackRun& run) {
+      return !run.parts.empty() && run.parts.back().first == kOtherVcpus;
+    });
+  });
+  if (crowded) {
+    html += fmt::format(
+        "<span><i style=\"background:#999\"></i>other vCPUs (beyond the {} with the most time "
+        "on that CPU in that column)</span>",
+        kMaxStacked);
   }
   html += "</div>\n<div class=\"legend\" id=\"legend-vcpu\" style=\"display:none\">";
   for (int lane = 0; lane < cpu_lanes; ++lane) {

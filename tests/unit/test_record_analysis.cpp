@@ -1,5 +1,6 @@
 // The analysis of recordings made in memory: residency, migrations and what they crossed,
 // longest stay, run delay, lost events and the timeline, in both modes.
+#include <fmt/core.h>
 #include <gtest/gtest.h>
 
 #include "fixture_tree.h"
@@ -146,6 +147,44 @@ TEST(RecordAnalysis, ViewsNameTheVcpusAndHoldTheParts) {
   EXPECT_NE(html.find("id=\"heatmap\""), std::string::npos);
   EXPECT_NE(html.find("t &lt;&amp;&gt;"), std::string::npos);
   EXPECT_EQ(html.find("http://"), html.find("http://www.w3.org/2000/svg"));  // no assets
+}
+
+// Six vCPUs sharing one host CPU in every column: the CPU lane draws the three with the most
+// time and one grey "other vCPUs" part per column, not six rectangles.
+TEST(RecordAnalysis, CrowdedCpuLaneStacksAtMostFourParts) {
+  HostBlock host = two_cpu_host(Mode::sampled);
+  Analyzer analyzer(host, 1000 * kMs, {});
+  analyzer.add(host);
+  IdentityBlock identity;
+  identity.vms.push_back({0, 500, "crowd", "", Hypervisor::qemu});
+  for (std::uint32_t v = 0; v < 6; ++v) {
+    identity.threads.push_back(
+        {v, 0, 501 + int(v), fmt::format("CPU {}/KVM", v), ThreadRole::vcpu, int(v), "", 1, "0"});
+  }
+  analyzer.add(identity);
+  SampleBlock samples;
+  for (std::uint64_t i = 0; i <= 10; ++i) {
+    SampleRecord sample{i * 100 * kMs, {}};
+    // vCPU v runs (v + 1) / 21 of the time: all six fill CPU 0.
+    for (std::uint32_t v = 0; v < 6; ++v) {
+      sample.threads.push_back({v, 0, 'R', i * 100 * kMs * (v + 1) / 21, 0, 0});
+    }
+    samples.samples.push_back(sample);
+  }
+  analyzer.add(samples);
+  const std::string html = views::render_report_html(analyzer.finish(), "crowd", 1);
+  const auto cpu_lanes = html.substr(html.find("id=\"timeline-cpu\""));
+  const auto lane_0 = cpu_lanes.substr(0, cpu_lanes.find("</svg>"));
+  std::size_t bars = 0;
+  for (auto at = lane_0.find("<title>CPU 0 "); at != std::string::npos;
+       at = lane_0.find("<title>CPU 0 ", at + 1)) {
+    ++bars;
+  }
+  EXPECT_EQ(bars, 4u) << lane_0;
+  EXPECT_NE(lane_0.find("CPU 0 · other vCPUs"), std::string::npos);
+  EXPECT_NE(lane_0.find("CPU 0 · crowd vCPU 5"), std::string::npos);     // the most time: kept
+  EXPECT_EQ(lane_0.find("CPU 0 · crowd vCPU 0"), std::string::npos);     // the least: in "other"
+  EXPECT_NE(html.find("other vCPUs (beyond the 3"), std::string::npos);  // and in the legend
 }
 
 }  // namespace
