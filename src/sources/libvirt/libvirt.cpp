@@ -1,5 +1,6 @@
 #include "sources/libvirt/libvirt.h"
 
+#include <dlfcn.h>
 #include <libvirt/libvirt.h>
 #include <libvirt/virterror.h>
 
@@ -11,11 +12,76 @@
 namespace vcpumap::libvirt {
 namespace {
 
+// libvirt is loaded when a connection is first opened, not linked: linking it costs every run of
+// vcpumap about 20 ms of start-up (its and its dependencies' constructors and relocations,
+// measured in BENCHMARKS.md), even with --no-libvirt, and hosts without libvirt (Firecracker,
+// cloud-hypervisor) would need it installed. The headers still type every call.
+#define VCPUMAP_LIBVIRT_FUNCTIONS(X) \
+  X(virConnectClose)                 \
+  X(virConnectListAllDomains)        \
+  X(virConnectOpen)                  \
+  X(virDomainFree)                   \
+  X(virDomainGetEmulatorPinInfo)     \
+  X(virDomainGetID)                  \
+  X(virDomainGetIOThreadInfo)        \
+  X(virDomainGetName)                \
+  X(virDomainGetState)               \
+  X(virDomainGetUUIDString)          \
+  X(virDomainGetVcpuPinInfo)         \
+  X(virDomainGetVcpusFlags)          \
+  X(virDomainGetXMLDesc)             \
+  X(virDomainIOThreadInfoFree)       \
+  X(virDomainIsActive)               \
+  X(virDomainLookupByUUIDString)     \
+  X(virDomainPinEmulator)            \
+  X(virDomainPinIOThread)            \
+  X(virDomainPinVcpuFlags)           \
+  X(virGetLastErrorMessage)          \
+  X(virNodeGetCPUMap)                \
+  X(virResetLastError)               \
+  X(virSetErrorFunc)
+
+struct Api {
+#define VCPUMAP_DECLARE(name) decltype(&::name) name = nullptr;
+  VCPUMAP_LIBVIRT_FUNCTIONS(VCPUMAP_DECLARE)
+#undef VCPUMAP_DECLARE
+};
+
+constexpr const char* kLibrary = "libvirt.so.0";
+
+// Loads libvirt once; the error says what is missing.
+const Result<Api>& load_api() {
+  static const Result<Api> loaded = []() -> Result<Api> {
+    void* library = ::dlopen(kLibrary, RTLD_NOW | RTLD_LOCAL);
+    if (library == nullptr) {
+      return make_error(ExitCode::failure,
+                        "cannot load {} ({}): install libvirt0, or use --no-libvirt", kLibrary,
+                        ::dlerror());
+    }
+    Api api;
+#define VCPUMAP_RESOLVE(name)                                                                 \
+  api.name = reinterpret_cast<decltype(api.name)>(::dlsym(library, #name));                   \
+  if (api.name == nullptr) {                                                                  \
+    return make_error(ExitCode::failure, "{} has no {}: libvirt is older than vcpumap needs", \
+                      kLibrary, #name);                                                       \
+  }
+    VCPUMAP_LIBVIRT_FUNCTIONS(VCPUMAP_RESOLVE)
+#undef VCPUMAP_RESOLVE
+    return api;  // the library stays loaded for the life of the process
+  }();
+  return loaded;
+}
+
+// The loaded functions; only called once Connection::open has loaded them.
+const Api& api() {
+  return *load_api();
+}
+
 // libvirt prints every error on stderr unless told otherwise; we report them ourselves.
 void ignore_error(void*, virErrorPtr) {}
 
 std::string last_error() {
-  const char* message = virGetLastErrorMessage();
+  const char* message = api().virGetLastErrorMessage();
   return message != nullptr ? message : "unknown libvirt error";
 }
 
@@ -75,7 +141,7 @@ unsigned int flags_for(Scope scope) {
 }
 
 struct DomainFree {
-  void operator()(virDomainPtr domain) const { virDomainFree(domain); }
+  void operator()(virDomainPtr domain) const { api().virDomainFree(domain); }
 };
 using Domain = std::unique_ptr<virDomain, DomainFree>;
 
@@ -85,7 +151,7 @@ struct Connection::Handle {
   virConnectPtr connection = nullptr;
   int host_cpus = 0;  // libvirt's host CPU count, sizes every cpumap
   ~Handle() {
-    if (connection != nullptr) virConnectClose(connection);
+    if (connection != nullptr) api().virConnectClose(connection);
   }
 };
 
@@ -95,7 +161,8 @@ Connection::Connection(std::unique_ptr<Handle> handle, std::string uri)
 Connection::~Connection() = default;
 
 Result<std::unique_ptr<Connection>> Connection::open(const std::string& uri) {
-  virSetErrorFunc(nullptr, ignore_error);
+  if (const auto& loaded = load_api(); !loaded) return loaded.error();
+  api().virSetErrorFunc(nullptr, ignore_error);
   std::string target = uri;
   if (target.empty()) {
     if (const char* from_env = std::getenv("LIBVIRT_DEFAULT_URI"); from_env && *from_env) {
@@ -111,21 +178,21 @@ Result<std::unique_ptr<Connection>> Connection::open(const std::string& uri) {
       target = "qemu:///system";
     }
   }
-  virConnectPtr connection = virConnectOpen(target.c_str());
+  virConnectPtr connection = api().virConnectOpen(target.c_str());
   if (connection == nullptr) {
     return make_error(ExitCode::failure, "cannot connect to libvirt at {}: {}", target,
                       last_error());
   }
   auto handle = std::make_unique<Handle>();
   handle->connection = connection;
-  handle->host_cpus = virNodeGetCPUMap(connection, nullptr, nullptr, 0);
+  handle->host_cpus = api().virNodeGetCPUMap(connection, nullptr, nullptr, 0);
   if (handle->host_cpus <= 0) handle->host_cpus = 1;
   return std::unique_ptr<Connection>(new Connection(std::move(handle), target));
 }
 
 Result<std::vector<LibvirtDomain>> Connection::list_domains() const {
   virDomainPtr* raw = nullptr;
-  const int count = virConnectListAllDomains(handle_->connection, &raw, 0);
+  const int count = api().virConnectListAllDomains(handle_->connection, &raw, 0);
   if (count < 0) {
     return make_error(ExitCode::failure, "libvirt at {} did not list domains: {}", uri_,
                       last_error());
@@ -138,59 +205,60 @@ Result<std::vector<LibvirtDomain>> Connection::list_domains() const {
   std::vector<LibvirtDomain> result;
   for (const auto& domain : domains) {
     LibvirtDomain info;
-    const char* name = virDomainGetName(domain.get());
+    const char* name = api().virDomainGetName(domain.get());
     if (name == nullptr) continue;  // undefined while we looked
     info.name = name;
     char uuid[VIR_UUID_STRING_BUFLEN];
-    if (virDomainGetUUIDString(domain.get(), uuid) == 0) info.uuid = uuid;
+    if (api().virDomainGetUUIDString(domain.get(), uuid) == 0) info.uuid = uuid;
     int state = 0;
     int reason = 0;
-    if (virDomainGetState(domain.get(), &state, &reason, 0) == 0) info.state = state_name(state);
-    info.active = virDomainIsActive(domain.get()) == 1;
-    if (info.active) info.id = static_cast<int>(virDomainGetID(domain.get()));
+    if (api().virDomainGetState(domain.get(), &state, &reason, 0) == 0)
+      info.state = state_name(state);
+    info.active = api().virDomainIsActive(domain.get()) == 1;
+    if (info.active) info.id = static_cast<int>(api().virDomainGetID(domain.get()));
 
     // Pinning as the definition that applies now says (live when running): what virsh shows.
-    const int max_vcpus =
-        virDomainGetVcpusFlags(domain.get(), static_cast<unsigned>(VIR_DOMAIN_AFFECT_CURRENT) |
-                                                 static_cast<unsigned>(VIR_DOMAIN_VCPU_MAXIMUM));
-    info.vcpus = virDomainGetVcpusFlags(domain.get(), VIR_DOMAIN_AFFECT_CURRENT);
+    const int max_vcpus = api().virDomainGetVcpusFlags(
+        domain.get(), static_cast<unsigned>(VIR_DOMAIN_AFFECT_CURRENT) |
+                          static_cast<unsigned>(VIR_DOMAIN_VCPU_MAXIMUM));
+    info.vcpus = api().virDomainGetVcpusFlags(domain.get(), VIR_DOMAIN_AFFECT_CURRENT);
     if (max_vcpus > 0) {
       std::vector<unsigned char> maps(static_cast<std::size_t>(max_vcpus * maplen), 0);
-      const int got = virDomainGetVcpuPinInfo(domain.get(), max_vcpus, maps.data(), maplen,
-                                              VIR_DOMAIN_AFFECT_CURRENT);
+      const int got = api().virDomainGetVcpuPinInfo(domain.get(), max_vcpus, maps.data(), maplen,
+                                                    VIR_DOMAIN_AFFECT_CURRENT);
       for (int vcpu = 0; vcpu < got; ++vcpu) {
         info.vcpu_pins.push_back(
             from_cpumap(&maps[static_cast<std::size_t>(vcpu * maplen)], maplen));
       }
     }
     std::vector<unsigned char> emulator(static_cast<std::size_t>(maplen), 0);
-    if (virDomainGetEmulatorPinInfo(domain.get(), emulator.data(), maplen,
-                                    VIR_DOMAIN_AFFECT_CURRENT) >= 0) {
+    if (api().virDomainGetEmulatorPinInfo(domain.get(), emulator.data(), maplen,
+                                          VIR_DOMAIN_AFFECT_CURRENT) >= 0) {
       info.emulator_pin = from_cpumap(emulator.data(), maplen);
     }
     virDomainIOThreadInfoPtr* iothreads = nullptr;
     const int iothread_count =
-        virDomainGetIOThreadInfo(domain.get(), &iothreads, VIR_DOMAIN_AFFECT_CURRENT);
+        api().virDomainGetIOThreadInfo(domain.get(), &iothreads, VIR_DOMAIN_AFFECT_CURRENT);
     for (int i = 0; i < iothread_count; ++i) {
       info.iothreads.emplace_back(static_cast<int>(iothreads[i]->iothread_id),
                                   from_cpumap(iothreads[i]->cpumap, iothreads[i]->cpumaplen));
-      virDomainIOThreadInfoFree(iothreads[i]);
+      api().virDomainIOThreadInfoFree(iothreads[i]);
     }
     std::free(iothreads);
-    if (char* xml = virDomainGetXMLDesc(domain.get(), 0)) {
+    if (char* xml = api().virDomainGetXMLDesc(domain.get(), 0)) {
       info.nova = parse_nova_metadata(xml);
       std::free(xml);
     }
     result.push_back(std::move(info));
   }
-  virResetLastError();
+  api().virResetLastError();
   return result;
 }
 
 namespace {
 
 Result<Domain> lookup(virConnectPtr connection, const std::string& uuid) {
-  Domain domain(virDomainLookupByUUIDString(connection, uuid.c_str()));
+  Domain domain(api().virDomainLookupByUUIDString(connection, uuid.c_str()));
   if (!domain) {
     return make_error(ExitCode::bad_input, "libvirt has no domain with UUID {}: {}", uuid,
                       last_error());
@@ -212,8 +280,8 @@ Status Connection::pin_vcpu(const std::string& uuid, int vcpu, const CpuSet& cpu
   if (!domain) return domain.error();
   const int maplen = VIR_CPU_MAPLEN(std::max(handle_->host_cpus, cpus.end()));
   auto map = to_cpumap(cpus, maplen);
-  return pin_result(virDomainPinVcpuFlags(domain->get(), static_cast<unsigned>(vcpu), map.data(),
-                                          maplen, flags_for(scope)),
+  return pin_result(api().virDomainPinVcpuFlags(domain->get(), static_cast<unsigned>(vcpu),
+                                                map.data(), maplen, flags_for(scope)),
                     fmt::format("vCPU {}", vcpu));
 }
 
@@ -222,7 +290,7 @@ Status Connection::pin_emulator(const std::string& uuid, const CpuSet& cpus, Sco
   if (!domain) return domain.error();
   const int maplen = VIR_CPU_MAPLEN(std::max(handle_->host_cpus, cpus.end()));
   auto map = to_cpumap(cpus, maplen);
-  return pin_result(virDomainPinEmulator(domain->get(), map.data(), maplen, flags_for(scope)),
+  return pin_result(api().virDomainPinEmulator(domain->get(), map.data(), maplen, flags_for(scope)),
                     "the emulator threads");
 }
 
@@ -232,8 +300,8 @@ Status Connection::pin_iothread(const std::string& uuid, int iothread, const Cpu
   if (!domain) return domain.error();
   const int maplen = VIR_CPU_MAPLEN(std::max(handle_->host_cpus, cpus.end()));
   auto map = to_cpumap(cpus, maplen);
-  return pin_result(virDomainPinIOThread(domain->get(), static_cast<unsigned>(iothread), map.data(),
-                                         maplen, flags_for(scope)),
+  return pin_result(api().virDomainPinIOThread(domain->get(), static_cast<unsigned>(iothread),
+                                               map.data(), maplen, flags_for(scope)),
                     fmt::format("I/O thread {}", iothread));
 }
 

@@ -120,7 +120,16 @@ class ScopedEnv {
 
 Result<HwlocTopology> load_hwloc(const fs::path& root) {
   hwloc_topology_t raw = nullptr;
-  if (hwloc_topology_init(&raw) != 0) {
+  int init_status = 0;
+  {
+    // hwloc_topology_init loads hwloc's plugins (Debian's libhwloc-plugins: GL, OpenCL, PCI, XML)
+    // and with them X11, OpenCL and libpciaccess; we read CPUs from sysfs only, so they would
+    // only cost start-up time.
+    const ScopedEnv no_plugins("HWLOC_PLUGINS_BLACKLIST",
+                               "hwloc_gl,hwloc_opencl,hwloc_pci,hwloc_xml_libxml");
+    init_status = hwloc_topology_init(&raw);
+  }
+  if (init_status != 0) {
     return make_error(ExitCode::failure, "hwloc could not start: {}", std::strerror(errno));
   }
   HwlocTopology topology(raw);
