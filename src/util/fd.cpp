@@ -16,20 +16,29 @@ Fd open_at(int dir, const char* path, int extra_flags) {
   return Fd(::openat(dir, path, O_RDONLY | O_CLOEXEC | extra_flags));
 }
 
-std::optional<std::string> read_all(int fd) {
-  std::string text;
-  char buffer[4096];
-  off_t offset = 0;
+bool read_into(int fd, std::string& text) {
+  if (text.capacity() < 4096) text.reserve(4096);
+  std::size_t size = 0;
   while (true) {
-    const auto got = ::pread(fd, buffer, sizeof buffer, offset);
+    text.resize(text.capacity());
+    const auto room = text.size() - size;
+    const auto got = ::pread(fd, text.data() + size, room, static_cast<off_t>(size));
     if (got < 0) {
       if (errno == EINTR) continue;
-      return std::nullopt;
+      text.clear();
+      return false;
     }
-    if (got == 0) break;
-    text.append(buffer, static_cast<std::size_t>(got));
-    offset += got;
+    size += static_cast<std::size_t>(got);
+    if (static_cast<std::size_t>(got) < room) break;
+    text.reserve(text.capacity() * 2);
   }
+  text.resize(size);
+  return true;
+}
+
+std::optional<std::string> read_all(int fd) {
+  std::string text;
+  if (!read_into(fd, text)) return std::nullopt;
   return text;
 }
 

@@ -37,7 +37,11 @@ class Fd {
 // Opens `path` relative to directory fd `dir` (AT_FDCWD for absolute) read-only.
 Fd open_at(int dir, const char* path, int extra_flags = 0);
 
-// Reads a whole file from offset 0 (pread, so a kept fd can be re-read); nullopt on error.
+// Reads a whole file from offset 0 into `text`, reusing its capacity (pread, so a kept fd can be
+// re-read); false on error. One pread when the file fits: a short read from a /proc or /sys file
+// means its end, as it does for a regular file, so no second call is made to see 0 bytes.
+bool read_into(int fd, std::string& text);
+// read_into a new string; nullopt on error.
 std::optional<std::string> read_all(int fd);
 // Opens `path` relative to `dir` and reads it whole; nullopt when it cannot be opened or read.
 std::optional<std::string> read_file_at(int dir, const char* path);

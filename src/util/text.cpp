@@ -77,10 +77,12 @@ std::optional<std::int64_t> parse_i64(std::string_view text) {
 }
 
 std::string_view trim(std::string_view text) {
-  const auto first = text.find_first_not_of(" \t\n");
-  if (first == std::string_view::npos) return {};
-  const auto last = text.find_last_not_of(" \t\n");
-  return text.substr(first, last - first + 1);
+  // A loop, not find_first_not_of(" \t\n"): that calls memchr once per character, and the
+  // sampler trims fields of every thread's files.
+  const auto blank = [](char c) { return c == ' ' || c == '\t' || c == '\n'; };
+  while (!text.empty() && blank(text.front())) text.remove_prefix(1);
+  while (!text.empty() && blank(text.back())) text.remove_suffix(1);
+  return text;
 }
 
 }  // namespace vcpumap

@@ -17,9 +17,11 @@ struct MaskDeleter {
 using Mask = std::unique_ptr<cpu_set_t, MaskDeleter>;
 
 // A first guess at the kernel's nr_cpu_ids: the configured CPUs, at least 1024 (glibc's size).
+// Asked once: glibc answers _SC_NPROCESSORS_CONF by reading /sys on every call, which cost more
+// than the sched_getaffinity itself when a snapshot reads thousands of threads.
 int initial_mask_cpus() {
-  const long configured = ::sysconf(_SC_NPROCESSORS_CONF);
-  return static_cast<int>(std::max<long>(1024, configured));
+  static const int cpus = static_cast<int>(std::max<long>(1024, ::sysconf(_SC_NPROCESSORS_CONF)));
+  return cpus;
 }
 
 }  // namespace
