@@ -7,6 +7,8 @@
 #include <tuple>
 #include <unordered_set>
 
+#include <fmt/format.h>
+
 #include "core/identify.h"
 #include "sources/procfs/cpu_stat.h"
 #include "sources/procfs/procfs.h"
@@ -119,6 +121,10 @@ struct Sampler::State {
         host(options.snapshot.root) {
     std::error_code error;
     live = std::filesystem::equivalent(options.snapshot.root, "/", error);
+    open_file_limit = procfs::raise_open_file_limit();
+    // A quarter of the limit, up to 1,024 descriptors, stays free for everything else.
+    const auto reserve = std::min<std::uint64_t>(open_file_limit / 4, 1024);
+    budget = procfs::FileBudget(options.kept_file_budget.value_or(open_file_limit - reserve));
   }
 
   SamplerOptions options;
@@ -126,11 +132,15 @@ struct Sampler::State {
   std::filesystem::path proc;
   procfs::HostCpuFiles host;
   bool live = false;
+  procfs::FileBudget budget;  // before `vms`: their kept files give back to it when destroyed
   Sample sample;
   std::vector<VmState> vms;  // pairs with sample.snapshot.vms
   std::vector<procfs::CpuTimes> cpu_times;
   std::optional<std::chrono::steady_clock::time_point> last_discovery;
   procfs::ParsedThread scratch;
+  procfs::ThreadTexts texts;
+  std::uint64_t open_file_limit = 0;
+  bool reopen_noted = false;
 
   Status first_sample();
   void discover();
@@ -138,7 +148,22 @@ struct Sampler::State {
   void refresh_vm(std::size_t index, std::int64_t interval_ns);
   void relist_threads(std::size_t index);
   void sample_cpus();
+  std::optional<procfs::ThreadFiles> open_files(int dir_fd, int tid, procfs::ParsedThread& first);
 };
+
+std::optional<procfs::ThreadFiles> Sampler::State::open_files(int dir_fd, int tid,
+                                                              procfs::ParsedThread& first) {
+  auto files = procfs::ThreadFiles::open(dir_fd, tid, first, texts, budget);
+  if (files && files->reopened() && !reopen_noted) {
+    reopen_noted = true;
+    sample.snapshot.notes.push_back(fmt::format(
+        "the open-file limit ({}) cannot keep 3 files open for every VM thread: the others' "
+        "files are opened for each sample, which costs more; raise it (ulimit -n, "
+        "LimitNOFILE=)",
+        open_file_limit));
+  }
+  return files;
+}
 
 void Sampler::State::adopt(Vm&& vm) {
   if (vm.pid <= 0) return;  // a libvirt domain that is not running has no threads to sample
@@ -154,7 +179,7 @@ void Sampler::State::adopt(Vm&& vm) {
     }
     procfs::ParsedThread first;
     first.facts.affinity = std::move(thread.facts.affinity);
-    slot.files = procfs::ThreadFiles::open(dir_fd, thread.tid, first);
+    slot.files = open_files(dir_fd, thread.tid, first);
     if (!slot.files) continue;  // it exited since the snapshot
     thread.facts = std::move(first.facts);
     kept.push_back(std::move(thread));
@@ -239,7 +264,7 @@ void Sampler::State::relist_threads(std::size_t index) {
     if (known.contains(tid)) continue;
     procfs::ParsedThread first;
     first.facts.affinity = procfs::read_thread_affinity(state.task_dir.fd(), tid, live);
-    auto files = procfs::ThreadFiles::open(state.task_dir.fd(), tid, first);
+    auto files = open_files(state.task_dir.fd(), tid, first);
     if (!files) continue;
     VmThread thread;
     thread.tid = tid;
@@ -282,7 +307,7 @@ void Sampler::State::refresh_vm(std::size_t index, std::int64_t interval_ns) {
     if (slot.owner_pid == vm.pid) ++own_threads;
     if (!slot.files) continue;
     scratch.facts.affinity = CpuSet();
-    const auto read = slot.files->read(scratch);
+    const auto read = slot.files->read(scratch, texts);
     if (read == procfs::ThreadRead::exited) {
       slot.files.reset();
       exited = true;

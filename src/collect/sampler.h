@@ -72,6 +72,10 @@ struct Sample {
 struct SamplerOptions {
   SnapshotOptions snapshot;
   std::chrono::steady_clock::duration discovery_interval = std::chrono::seconds(2);
+  // How many files the sampler may keep open (three per thread); threads beyond it have their
+  // files opened for each sample. Empty: the open-file limit (raised to its hard limit) less a
+  // reserve for everything else the process opens (HTTP clients, libvirt, discovery).
+  std::optional<std::size_t> kept_file_budget;
 };
 
 // Samples every VM thread of a host.

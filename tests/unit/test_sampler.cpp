@@ -2,6 +2,8 @@
 // text, as a live /proc's do), and its delta logic on its own.
 #include <unistd.h>
 
+#include <algorithm>
+#include <optional>
 #include <regex>
 
 #include <gtest/gtest.h>
@@ -59,10 +61,11 @@ class SamplerTest : public ::testing::Test {
     tree.write("proc/stat", proc_stat(0, 0, 0, 0));
     tree.write("proc/loadavg", "0.50 0.25 0.10 2/300 4000\n");
   }
-  Sampler make_sampler() {
+  Sampler make_sampler(std::optional<std::size_t> kept_file_budget = std::nullopt) {
     SamplerOptions options;
     options.snapshot = options_for_root(tree.root());
     options.discovery_interval = seconds(5);
+    options.kept_file_budget = kept_file_budget;
     return Sampler(std::move(options));
   }
   // Takes a sample `at` seconds after the start.
@@ -228,6 +231,45 @@ TEST_F(SamplerTest, NewThreadsAndVmsAreFound) {
   EXPECT_EQ(third.vms_started, std::vector<int>{200});
   EXPECT_EQ(third.rates.size(), 2U);
   EXPECT_EQ(third.snapshot.vms[1].name, "db");
+}
+
+// A host with more VM threads than open files: past the budget, files are opened per sample.
+TEST_F(SamplerTest, ThreadsBeyondTheFileBudgetAreStillSampled) {
+  auto sampler = make_sampler(1);  // vCPU 0 keeps its stat; every other file is reopened
+  const auto& first = sample(sampler, 0);
+  ASSERT_EQ(first.snapshot.vms.size(), 1U);
+  EXPECT_EQ(first.snapshot.vms[0].threads.size(), 3U);
+  const auto& notes = first.snapshot.notes;
+  EXPECT_EQ(std::count_if(notes.begin(), notes.end(),
+                          [](const std::string& note) {
+                            return note.find("open-file limit") != std::string::npos;
+                          }),
+            1);
+
+  guest.vcpu0.cpu_time_ns += 500'000'000;
+  guest.vcpu0.run_delay_ns += 100'000'000;
+  guest.vcpu0.migrations += 2;
+  guest.vcpu0.cpu = 1;
+  guest.vcpu1.cpu = 0;
+  tree.add_process(100, kArgv, guest.threads());
+  const auto& second = sample(sampler, 1.0);
+  ASSERT_EQ(second.snapshot.vms.size(), 1U);
+  EXPECT_EQ(second.snapshot.vms[0].threads.size(), 3U);
+  const auto& v0 = rates_of(second, 101);
+  ASSERT_TRUE(v0.cpu_pct);
+  EXPECT_NEAR(*v0.cpu_pct, 50.0, 1e-9);
+  ASSERT_TRUE(v0.delay_pct);
+  EXPECT_NEAR(*v0.delay_pct, 10.0, 1e-9);
+  ASSERT_TRUE(v0.migrations_per_s);
+  EXPECT_NEAR(*v0.migrations_per_s, 2.0, 1e-9);
+  EXPECT_EQ(v0.cpu, 1);
+  EXPECT_EQ(rates_of(second, 102).cpu, 0);
+
+  std::filesystem::remove_all(tree.root() / "proc/100/task/102");  // a reopened thread exits
+  const auto& third = sample(sampler, 2.0);
+  ASSERT_EQ(third.snapshot.vms.size(), 1U);
+  EXPECT_FALSE(has_thread(third, 102));
+  EXPECT_TRUE(has_thread(third, 101));
 }
 
 TEST(SamplerRates, PureDeltas) {

@@ -2,6 +2,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -16,28 +17,6 @@
 
 namespace vcpumap::procfs {
 namespace {
-
-// Reads a whole kept file into `text`, reusing its capacity. One pread when the file fits: a
-// short read from a /proc seq_file means its end, as it does for a regular file.
-bool pread_into(int fd, std::string& text) {
-  if (text.capacity() < 4096) text.reserve(4096);
-  std::size_t size = 0;
-  while (true) {
-    text.resize(text.capacity());
-    const auto room = text.size() - size;
-    const auto got = ::pread(fd, text.data() + size, room, static_cast<off_t>(size));
-    if (got < 0) {
-      if (errno == EINTR) continue;
-      text.clear();
-      return false;
-    }
-    size += static_cast<std::size_t>(got);
-    if (static_cast<std::size_t>(got) < room) break;
-    text.reserve(text.capacity() * 2);
-  }
-  text.resize(size);
-  return true;
-}
 
 // "TID/FILE" in a small buffer: opened relative to the task folder, so a reused pid can't mix
 // two processes' threads.
@@ -106,21 +85,88 @@ std::vector<int> TaskDir::list_tids() const {
   return numeric_entries(open_at(fd_.get(), ".", O_DIRECTORY));
 }
 
-std::optional<ThreadFiles> ThreadFiles::open(int task_dir_fd, int tid, ParsedThread& first) {
+ThreadFiles::File ThreadFiles::open_file(const char* name) {
+  File file;
+  if (!budget_->take()) {
+    // Over budget: open it for each read, if it exists at all.
+    const Fd probe = open_at(task_dir_fd_, TaskPath(tid_, name).text);
+    if (probe.valid() || errno == EMFILE || errno == ENFILE) file.how = File::reopen;
+    return file;
+  }
+  file.fd = open_at(task_dir_fd_, TaskPath(tid_, name).text);
+  if (file.fd.valid()) {
+    file.how = File::kept;
+    return file;
+  }
+  if (errno == EMFILE || errno == ENFILE) file.how = File::reopen;
+  budget_->give(1);
+  return file;
+}
+
+void ThreadFiles::give_back() {
+  if (budget_ == nullptr) return;
+  std::size_t kept = 0;
+  for (const File* file : {&stat_, &schedstat_, &sched_}) kept += file->fd.valid() ? 1 : 0;
+  budget_->give(kept);
+}
+
+ThreadFiles::~ThreadFiles() {
+  give_back();
+}
+
+ThreadFiles& ThreadFiles::operator=(ThreadFiles&& other) noexcept {
+  if (this != &other) {
+    give_back();
+    task_dir_fd_ = other.task_dir_fd_;
+    tid_ = other.tid_;
+    start_time_ticks_ = other.start_time_ticks_;
+    budget_ = other.budget_;
+    stat_ = std::move(other.stat_);
+    schedstat_ = std::move(other.schedstat_);
+    sched_ = std::move(other.sched_);
+  }
+  return *this;
+}
+
+bool ThreadFiles::reopened() const {
+  return stat_.how == File::reopen || schedstat_.how == File::reopen || sched_.how == File::reopen;
+}
+
+bool ThreadFiles::read_file(const File& file, const char* name, std::string& text) const {
+  switch (file.how) {
+    case File::kept:
+      return read_into(file.fd.get(), text);
+    case File::reopen: {
+      const Fd fd = open_at(task_dir_fd_, TaskPath(tid_, name).text);
+      return fd.valid() && read_into(fd.get(), text);
+    }
+    case File::absent:
+      break;
+  }
+  return false;
+}
+
+std::optional<ParsedThread> ThreadFiles::read_all_files(ThreadTexts& texts) const {
+  // The kernel answers ESRCH once the thread is gone; a kept fd stays bound to the old thread,
+  // so a new thread with the same tid is never read through it on a live host.
+  if (!read_file(stat_, "stat", texts.stat)) return std::nullopt;
+  const bool has_schedstat = read_file(schedstat_, "schedstat", texts.schedstat);
+  const bool has_sched = read_file(sched_, "sched", texts.sched);
+  return parse_thread_files(texts.stat, has_schedstat ? &texts.schedstat : nullptr,
+                            has_sched ? &texts.sched : nullptr);
+}
+
+std::optional<ThreadFiles> ThreadFiles::open(int task_dir_fd, int tid, ParsedThread& first,
+                                             ThreadTexts& texts, FileBudget& budget) {
   ThreadFiles files;
+  files.budget_ = &budget;
+  files.task_dir_fd_ = task_dir_fd;
   files.tid_ = tid;
-  files.stat_ = open_at(task_dir_fd, TaskPath(tid, "stat").text);
-  if (!files.stat_.valid()) return std::nullopt;  // it exited: normal
-  files.schedstat_ = open_at(task_dir_fd, TaskPath(tid, "schedstat").text);
-  files.sched_ = open_at(task_dir_fd, TaskPath(tid, "sched").text);
-  if (!pread_into(files.stat_.get(), files.stat_text_)) return std::nullopt;
-  auto parsed = parse_thread_files(
-      files.stat_text_,
-      files.schedstat_.valid() && pread_into(files.schedstat_.get(), files.schedstat_text_)
-          ? &files.schedstat_text_
-          : nullptr,
-      files.sched_.valid() && pread_into(files.sched_.get(), files.sched_text_) ? &files.sched_text_
-                                                                                : nullptr);
+  files.stat_ = files.open_file("stat");
+  if (files.stat_.how == File::absent) return std::nullopt;  // it exited: normal
+  files.schedstat_ = files.open_file("schedstat");
+  files.sched_ = files.open_file("sched");
+  auto parsed = files.read_all_files(texts);
   if (!parsed) return std::nullopt;
   files.start_time_ticks_ = parsed->facts.start_time_ticks;
   parsed->facts.affinity = std::move(first.facts.affinity);
@@ -128,14 +174,8 @@ std::optional<ThreadFiles> ThreadFiles::open(int task_dir_fd, int tid, ParsedThr
   return files;
 }
 
-ThreadRead ThreadFiles::read(ParsedThread& out) {
-  // The kernel answers ESRCH once the thread is gone; the fd stays bound to the old thread,
-  // so a new thread with the same tid is never read through it on a live host.
-  if (!pread_into(stat_.get(), stat_text_)) return ThreadRead::exited;
-  const bool has_schedstat = schedstat_.valid() && pread_into(schedstat_.get(), schedstat_text_);
-  const bool has_sched = sched_.valid() && pread_into(sched_.get(), sched_text_);
-  auto parsed = parse_thread_files(stat_text_, has_schedstat ? &schedstat_text_ : nullptr,
-                                   has_sched ? &sched_text_ : nullptr);
+ThreadRead ThreadFiles::read(ParsedThread& out, ThreadTexts& texts) {
+  auto parsed = read_all_files(texts);
   if (!parsed) return ThreadRead::exited;
   parsed->facts.affinity = std::move(out.facts.affinity);
   out = std::move(*parsed);
@@ -144,6 +184,17 @@ ThreadRead ThreadFiles::read(ParsedThread& out) {
     return ThreadRead::reused;
   }
   return ThreadRead::ok;
+}
+
+std::uint64_t raise_open_file_limit() {
+  rlimit limit{};
+  if (::getrlimit(RLIMIT_NOFILE, &limit) != 0) return 0;
+  if (limit.rlim_cur < limit.rlim_max) {
+    rlimit raised = limit;
+    raised.rlim_cur = limit.rlim_max;
+    if (::setrlimit(RLIMIT_NOFILE, &raised) == 0) limit = raised;
+  }
+  return limit.rlim_cur;
 }
 
 }  // namespace vcpumap::procfs

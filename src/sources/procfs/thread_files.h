@@ -54,27 +54,71 @@ class TaskDir {
   Fd fd_;
 };
 
+// Buffers the reads of every ThreadFiles of one sampler share: a sample allocates nothing, and a
+// kept thread costs its file descriptors, not three texts.
+struct ThreadTexts {
+  std::string stat, schedstat, sched;
+};
+
+// How many files a sampler may still keep open. A ThreadFiles takes one per kept file and gives
+// it back when destroyed.
+class FileBudget {
+ public:
+  explicit FileBudget(std::size_t files = 0) : left_(files) {}
+  bool take() {
+    if (left_ == 0) return false;
+    --left_;
+    return true;
+  }
+  void give(std::size_t files) { left_ += files; }
+  std::size_t left() const { return left_; }
+
+ private:
+  std::size_t left_;
+};
+
 // The stat, schedstat and sched files of one thread, opened once relative to its task folder.
+// Past the budget, or at the open-file limit, a thread's files are opened for each read instead
+// (reopened() tells), so no thread goes unsampled on a host with more threads than descriptors.
 class ThreadFiles {
  public:
   // Opens the files of `tid` under `task_dir_fd` and reads them once; nullopt when it is gone.
-  static std::optional<ThreadFiles> open(int task_dir_fd, int tid, ParsedThread& first);
+  // `task_dir_fd` must stay open, and `budget` alive, as long as this object is.
+  static std::optional<ThreadFiles> open(int task_dir_fd, int tid, ParsedThread& first,
+                                         ThreadTexts& texts, FileBudget& budget);
 
-  // Re-reads the kept files into `out` (affinity is left as it was).
-  ThreadRead read(ParsedThread& out);
+  ThreadFiles(ThreadFiles&& other) noexcept = default;
+  ThreadFiles& operator=(ThreadFiles&& other) noexcept;
+  ~ThreadFiles();
+
+  // Re-reads the files into `out` (affinity is left as it was).
+  ThreadRead read(ParsedThread& out, ThreadTexts& texts);
 
   int tid() const { return tid_; }
   std::uint64_t start_time_ticks() const { return start_time_ticks_; }
+  // True when some of its files are opened for each read rather than kept open.
+  bool reopened() const;
 
  private:
+  struct File {
+    enum How { kept, reopen, absent } how = absent;  // absent: no CONFIG_SCHEDSTATS/SCHED_DEBUG
+    Fd fd;
+  };
   ThreadFiles() = default;
+  File open_file(const char* name);
+  bool read_file(const File& file, const char* name, std::string& text) const;
+  std::optional<ParsedThread> read_all_files(ThreadTexts& texts) const;
+  void give_back();
 
+  int task_dir_fd_ = -1;
   int tid_ = 0;
   std::uint64_t start_time_ticks_ = 0;
-  Fd stat_;
-  Fd schedstat_;                                         // invalid without CONFIG_SCHEDSTATS
-  Fd sched_;                                             // invalid without CONFIG_SCHED_DEBUG
-  std::string stat_text_, schedstat_text_, sched_text_;  // reused buffers: no allocation a sample
+  FileBudget* budget_ = nullptr;
+  File stat_, schedstat_, sched_;
 };
+
+// Raises this process's soft open-file limit to its hard limit: a sampler keeps three files open
+// per thread. Returns the limit now in force.
+std::uint64_t raise_open_file_limit();
 
 }  // namespace vcpumap::procfs
