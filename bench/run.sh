@@ -37,14 +37,25 @@ sleep 1  # every thread named
 threads=$(cat /proc/"${PIDS[0]}"/task/*/comm 2>/dev/null | wc -l)
 PIDLIST=$(IFS=,; echo "${PIDS[*]}")
 
-m() { python3 "$HERE/measure.py" "$R" "$@"; }
-read -r list_cpu list_rss < <(m "$VCPUMAP" --no-libvirt list --json)
-read -r ps_cpu _ < <(m ps -L -o pid,tid,psr,stat,comm,time -p "$PIDLIST")
-read -r floor_cpu _ < <(m "$TMP/floor" snapshot "${PIDS[@]}")
-read -r top1_cpu _ < <(m "$VCPUMAP" --no-libvirt top -b -n 1 -d 0.1 -f no-such-vm)
-read -r topk_cpu top_rss < <(m "$VCPUMAP" --no-libvirt top -b -n $((K + 1)) -d 0.1 -f no-such-vm)
-read -r pfloor1_cpu _ < <(m "$TMP/floor" sample 1 "${PIDS[@]}")
-read -r pfloork_cpu _ < <(m "$TMP/floor" sample $((K + 1)) "${PIDS[@]}")
+# All seven commands run in one interleaved series, so whatever else loads the machine falls on
+# each of them alike.
+{
+  read -r list_cpu list_rss
+  read -r ps_cpu _
+  read -r floor_cpu _
+  read -r top1_cpu _
+  read -r topk_cpu top_rss
+  read -r pfloor1_cpu _
+  read -r pfloork_cpu _
+} < <(python3 "$HERE/measure.py" "$R" \
+  "$VCPUMAP" --no-libvirt list --json --- \
+  ps -L -o pid,tid,psr,stat,comm,time -p "$PIDLIST" --- \
+  "$TMP/floor" snapshot "${PIDS[@]}" --- \
+  "$VCPUMAP" --no-libvirt top -b -n 1 -d 0.1 -f no-such-vm --- \
+  "$VCPUMAP" --no-libvirt top -b -n $((K + 1)) -d 0.1 -f no-such-vm --- \
+  "$TMP/floor" sample 1 "${PIDS[@]}" --- \
+  "$TMP/floor" sample $((K + 1)) "${PIDS[@]}")
+[[ -n "${pfloork_cpu:-}" ]] || { echo "the measurements did not complete" >&2; exit 1; }
 
 python3 - "$P" "$T" "$threads" "$list_cpu" "$ps_cpu" "$floor_cpu" "$top1_cpu" "$topk_cpu" \
   "$pfloor1_cpu" "$pfloork_cpu" "$K" "$list_rss" "$top_rss" <<'PY'
