@@ -11,7 +11,8 @@ int run_list(const GlobalOptions& global) {
   auto snapshot = take_snapshot(global.snapshot_options());
   if (!snapshot) return report_error(snapshot.error());
   if (global.json) {
-    fmt::print("{}\n", views::dump_json(views::snapshot_json(*snapshot)));
+    views::write_snapshot_json(*snapshot, [](std::string_view text) { fmt::print("{}", text); });
+    fmt::print("\n");
   } else {
     fmt::print("{}", views::render_list(*snapshot));
     print_notes(*snapshot);

@@ -10,7 +10,9 @@ CachedSnapshot::CachedSnapshot(Result<Snapshot> snapshot, std::string metrics_te
 
 const std::string& CachedSnapshot::json_text() const {
   std::call_once(json_once_, [this] {
-    if (snapshot_) json_text_ = views::dump_json(views::snapshot_json(*snapshot_)) + "\n";
+    if (!snapshot_) return;
+    views::write_snapshot_json(*snapshot_, [this](std::string_view text) { json_text_ += text; });
+    json_text_ += "\n";
   });
   return json_text_;
 }

@@ -100,20 +100,44 @@ json vm_json(const Vm& vm) {
       {"notes", vm.notes}};
 }
 
-json snapshot_json(const Snapshot& snapshot) {
-  json vms = json::array();
+namespace {
+
+// The top-level document without its VMs, and the notes of the snapshot and of every VM.
+json snapshot_head_json(const Snapshot& snapshot) {
   json notes = snapshot.notes;
   for (const auto& vm : snapshot.vms) {
-    vms.push_back(vm_json(vm));
     for (const auto& note : vm.notes) notes.push_back(note);
   }
   const auto wall_ms =
       std::chrono::duration_cast<std::chrono::milliseconds>(snapshot.wall.time_since_epoch())
           .count();
   return {{"host", host_json(snapshot.topology)},
-          {"vms", std::move(vms)},
+          {"vms", json::array()},
           {"notes", std::move(notes)},
           {"time_unix_ms", wall_ms}};
+}
+
+}  // namespace
+
+json snapshot_json(const Snapshot& snapshot) {
+  auto document = snapshot_head_json(snapshot);
+  auto& vms = document["vms"];
+  for (const auto& vm : snapshot.vms) vms.push_back(vm_json(vm));
+  return document;
+}
+
+void write_snapshot_json(const Snapshot& snapshot,
+                         const std::function<void(std::string_view)>& sink) {
+  // The head is dumped with an empty "vms" array, which comes last (nlohmann sorts keys), and
+  // each VM is dumped into the gap before its closing "]}".
+  const auto head = dump_json(snapshot_head_json(snapshot));
+  constexpr std::string_view kEmptyVmsEnd = "[]}";
+  sink(std::string_view(head).substr(0, head.size() - kEmptyVmsEnd.size() + 1));
+  for (std::size_t i = 0; i < snapshot.vms.size(); ++i) {
+    if (i > 0) sink(",");
+    sink(dump_json(vm_json(snapshot.vms[i])));
+  }
+  sink("]}");
 }
 
 json threads_json(const Vm& vm) {

@@ -80,6 +80,32 @@ TEST(Snapshot, HostileNamesKeepJsonValidAndTextOnOneLine) {
   EXPECT_NE(rendered.find("\\xff\\xfe name"), std::string::npos) << rendered;
 }
 
+// `list --json` and the exporter write the document a VM at a time; it must be the very
+// document snapshot_json dumps, hostile names and notes included, for zero, one and two VMs.
+TEST(Snapshot, JsonWrittenVmByVmIsTheWholeDocument) {
+  FixtureTree tree;
+  const auto streamed = [](const Snapshot& snapshot) {
+    std::string text;
+    views::write_snapshot_json(snapshot, [&](std::string_view part) { text += part; });
+    return text;
+  };
+  for (int vms = 0; vms <= 2; ++vms) {
+    if (vms == 1) tree.add_process(100, kQemuArgv, qemu_threads());
+    if (vms == 2) {
+      tree.add_process(200, {"qemu-system-x86_64", "-name", "guest=db"},
+                       {{.tid = 200, .name = "qemu-system-x86"}, {.tid = 201, .name = "worker"}});
+    }
+    auto snapshot = take_snapshot(options_for_root(tree.root()));
+    ASSERT_TRUE(snapshot);
+    ASSERT_EQ(snapshot->vms.size(), static_cast<std::size_t>(vms));
+    const auto text = streamed(*snapshot);
+    EXPECT_EQ(text, views::dump_json(views::snapshot_json(*snapshot)));
+    const auto parsed = nlohmann::json::parse(text, nullptr, false);
+    ASSERT_FALSE(parsed.is_discarded()) << text;
+    EXPECT_EQ(parsed["vms"].size(), static_cast<std::size_t>(vms));
+  }
+}
+
 TEST(Snapshot, MissingKernelFilesAreUnavailableNotZero) {
   FixtureTree tree;
   tree.add_process(100, {"qemu-system-x86_64", "-name", "guest=old,debug-threads=on"},
