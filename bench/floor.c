@@ -6,6 +6,7 @@
  * The runner measures whole-process CPU time (user+sys); `sample` with K=1 and K=N+1 gives the
  * cost of N rounds by difference. */
 #include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,7 +55,12 @@ int main(int argc, char** argv) {
           capacity = capacity ? capacity * 2 : 1024;
           fds = realloc(fds, capacity * sizeof *fds);
         }
-        fds[count++] = openat(dir, path, O_RDONLY | O_CLOEXEC);
+        fds[count] = openat(dir, path, O_RDONLY | O_CLOEXEC);
+        if (fds[count] < 0 && (errno == EMFILE || errno == ENFILE)) {
+          perror("floor: keeping every file open needs a higher ulimit -n");
+          return 1;
+        }
+        ++count;
       }
     }
     closedir(stream);

@@ -24,6 +24,19 @@ cleanup() {
 }
 trap cleanup EXIT
 cc -O2 -o "$TMP/floor" "$HERE/floor.c" || exit 1
+# The sampler and its floor keep three files open per thread: give both room for all of them
+# (as root the hard limit can be raised too), so neither falls back to reopening files.
+want_files=$((P * (T + 2) * 3 + 4096))
+if (($(ulimit -Hn) < want_files)); then ulimit -Hn "$want_files" 2>/dev/null; fi
+ulimit -n "$(ulimit -Hn)"
+# Without room the floor cannot keep its files open, and the sampler reopens some of them per
+# sample (it says so): (b) is then not the comparison the benchmark means, and is left out.
+keep_all=1
+if (($(ulimit -n) < want_files)); then
+  keep_all=0
+  echo "note: ulimit -n is $(ulimit -n) and cannot be raised to the $want_files files that keeping" \
+    "every thread's open takes: (b) is not measured" >&2
+fi
 
 "$FAKE_GUEST" --guests "$P" --threads "$T" --iothread -name guest=bench >"$TMP/pids" &
 PARENT=$!
@@ -52,13 +65,13 @@ PIDLIST=$(IFS=,; echo "${PIDS[*]}")
   ps -L -o pid,tid,psr,stat,comm,time -p "$PIDLIST" --- \
   "$TMP/floor" snapshot "${PIDS[@]}" --- \
   "$VCPUMAP" --no-libvirt top -b -n 1 -d 0.1 -f no-such-vm --- \
-  "$VCPUMAP" --no-libvirt top -b -n $((K + 1)) -d 0.1 -f no-such-vm --- \
-  "$TMP/floor" sample 1 "${PIDS[@]}" --- \
-  "$TMP/floor" sample $((K + 1)) "${PIDS[@]}")
-[[ -n "${pfloork_cpu:-}" ]] || { echo "the measurements did not complete" >&2; exit 1; }
+  "$VCPUMAP" --no-libvirt top -b -n $((K + 1)) -d 0.1 -f no-such-vm \
+  $( ((keep_all)) && echo --- "$TMP/floor" sample 1 "${PIDS[@]}" \
+    --- "$TMP/floor" sample $((K + 1)) "${PIDS[@]}"))
+[[ -n "${topk_cpu:-}" ]] || { echo "the measurements did not complete" >&2; exit 1; }
 
 python3 - "$P" "$T" "$threads" "$list_cpu" "$ps_cpu" "$floor_cpu" "$top1_cpu" "$topk_cpu" \
-  "$pfloor1_cpu" "$pfloork_cpu" "$K" "$list_rss" "$top_rss" <<'PY'
+  "${pfloor1_cpu:-0}" "${pfloork_cpu:-0}" "$K" "$list_rss" "$top_rss" <<'PY'
 import sys
 P, T, threads = map(int, sys.argv[1:4])
 lst, ps, floor, top1, topk, pf1, pfk = map(float, sys.argv[4:11])
@@ -69,7 +82,10 @@ print(f"{P} guests x {T} vCPUs ({threads} threads each, {P * threads} threads)")
 print(f"(a) snapshot  vcpumap list --json {lst * 1e3:8.1f} ms   ps -L {ps * 1e3:8.1f} ms   "
       f"floor {floor * 1e3:8.1f} ms   vs floor {lst / floor:5.2f}x (target <= 1.5)   "
       f"ps/vcpumap {ps / lst:5.2f}x (target >= 2)")
-print(f"(b) interval  sampler {interval * 1e3:8.2f} ms   floor {pfloor * 1e3:8.2f} ms   "
-      f"vs floor {interval / pfloor:5.2f}x (target <= 1.3)")
+if pfloor > 0:
+    print(f"(b) interval  sampler {interval * 1e3:8.2f} ms   floor {pfloor * 1e3:8.2f} ms   "
+          f"vs floor {interval / pfloor:5.2f}x (target <= 1.3)")
+else:
+    print(f"(b) interval  sampler {interval * 1e3:8.2f} ms   floor not measured (ulimit -n)")
 print(f"(c) peak RSS  list {list_rss / 1024:6.1f} MiB   sampler {top_rss / 1024:6.1f} MiB")
 PY
