@@ -118,7 +118,14 @@ fi
 # --- a recording killed with -9 --------------------------------------------------------------
 start_background "$VCPUMAP" --no-libvirt record -o "$TEST_TMP/killed.rec" -d 60 "${VMS[@]}" 2>"$TEST_TMP/killed.err"
 KILLED=$BG_PID
-sleep 2.5
+# Killed once its file holds at least 10 samples in complete blocks, however slow this machine
+# (an ASan build under load wrote 1 sample in the 2.5 s a fixed sleep gave it).
+for ((i = 0; i < 60; i++)); do
+  sleep 0.5
+  samples=$("$VCPUMAP" --json report "$TEST_TMP/killed.rec" 2>/dev/null |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["samples"])' 2>/dev/null)
+  [[ "${samples:-0}" -ge 10 ]] && break
+done
 kill -KILL "$KILLED"
 wait "$KILLED" 2>/dev/null
 expect_vcpumap --json report "$TEST_TMP/killed.rec"
