@@ -78,14 +78,26 @@ lst, ps, floor, top1, topk, pf1, pfk = map(float, sys.argv[4:11])
 K, list_rss, top_rss = map(int, sys.argv[11:14])
 interval = (topk - top1) / K
 pfloor = (pfk - pf1) / K
+
+
+def verdict(ratio, target, at_most):
+    met = ratio <= target if at_most else ratio >= target
+    return "met" if met else f"MISSED by {abs(ratio - target):.2f}x"
+
+
 print(f"{P} guests x {T} vCPUs ({threads} threads each, {P * threads} threads)")
 print(f"(a) snapshot  vcpumap list --json {lst * 1e3:8.1f} ms   ps -L {ps * 1e3:8.1f} ms   "
-      f"floor {floor * 1e3:8.1f} ms   vs floor {lst / floor:5.2f}x (target <= 1.5)   "
-      f"ps/vcpumap {ps / lst:5.2f}x (target >= 2)")
+      f"floor {floor * 1e3:8.1f} ms")
+print(f"    vs floor {lst / floor:5.2f}x (target <= 1.5: {verdict(lst / floor, 1.5, True)})   "
+      f"ps/vcpumap {ps / lst:5.2f}x (target >= 2: {verdict(ps / lst, 2, False)})")
 if pfloor > 0:
     print(f"(b) interval  sampler {interval * 1e3:8.2f} ms   floor {pfloor * 1e3:8.2f} ms   "
-          f"vs floor {interval / pfloor:5.2f}x (target <= 1.3)")
+          f"vs floor {interval / pfloor:5.2f}x (target <= 1.3: "
+          f"{verdict(interval / pfloor, 1.3, True)})")
 else:
     print(f"(b) interval  sampler {interval * 1e3:8.2f} ms   floor not measured (ulimit -n)")
-print(f"(c) peak RSS  list {list_rss / 1024:6.1f} MiB   sampler {top_rss / 1024:6.1f} MiB")
+rss_mib = max(list_rss, top_rss) / 1024
+print(f"(c) peak RSS  list {list_rss / 1024:6.1f} MiB   sampler {top_rss / 1024:6.1f} MiB   "
+      + (f"(target <= 32 MiB at 2,000 x 8: {'met' if rss_mib <= 32 else 'MISSED'})"
+         if P >= 2000 else "(target applies at 2,000 x 8)"))
 PY
