@@ -2,6 +2,8 @@
 #include <chrono>
 
 #include "cli/options.h"
+#include "collect/sampler.h"
+#include "collect/snapshot.h"
 #include "serve/server.h"
 
 namespace vcpumap::cli {
@@ -22,10 +24,24 @@ int run_serve(const GlobalOptions& global, ServeFlags& flags) {
   flags.options.cache_max_age =
       std::chrono::milliseconds(static_cast<long long>(flags.cache_seconds * 1000.0));
   flags.options.request_timeout = std::chrono::seconds(flags.request_timeout_seconds);
-  // Every refresh reads what `vcpumap list` would, with the same --root, --qmp and libvirt flags.
+  // Every refresh shows what `vcpumap list` would, with the same --root, --qmp and libvirt
+  // flags, read by the sampler `top` and `record` use: each thread's files stay open between
+  // scrapes (a pread each instead of open, read, close) and VMs that come and go are followed.
+  // libvirt's view (ids, states, pinning) changes without a thread changing, so it is asked
+  // afresh for every refresh. The cache refreshes from one thread at a time.
   const SnapshotOptions snapshot_options = global.snapshot_options();
-  auto status = serve::run_server(flags.options,
-                                  [snapshot_options] { return take_snapshot(snapshot_options); });
+  SamplerOptions sampler_options;
+  sampler_options.snapshot = snapshot_options;
+  sampler_options.snapshot.use_libvirt = false;
+  auto sampler = std::make_shared<Sampler>(std::move(sampler_options));
+  auto take = [sampler, snapshot_options]() -> Result<Snapshot> {
+    auto sample = sampler->sample();
+    if (!sample) return sample.error();
+    Snapshot snapshot = (*sample)->snapshot;
+    merge_libvirt_if_asked(snapshot, snapshot_options);
+    return snapshot;
+  };
+  auto status = serve::run_server(flags.options, std::move(take));
   if (!status) return report_error(status.error());
   return 0;
 }

@@ -160,10 +160,14 @@ Result<Snapshot> take_snapshot(const SnapshotOptions& options) {
       return thread_order(a) < thread_order(b);
     });
   }
+  merge_libvirt_if_asked(snapshot, options);
+  return snapshot;
+}
+
+void merge_libvirt_if_asked(Snapshot& snapshot, const SnapshotOptions& options) {
   if (options.use_libvirt && procfs::is_own_root(options.root)) {
     merge_libvirt(snapshot, options.libvirt_uri);
   }
-  return snapshot;
 }
 
 Result<const Vm*> find_vm(const Snapshot& snapshot, std::string_view spec) {

@@ -32,6 +32,8 @@ Result<Snapshot> take_snapshot(const SnapshotOptions& options);
 // Adds what libvirt knows (ids, states, configured pinning, nova metadata, inactive domains) to
 // the VMs found in /proc. When libvirt can't be reached, adds one note saying so.
 void merge_libvirt(Snapshot& snapshot, const std::string& uri);
+// merge_libvirt when `options` ask for libvirt and read this machine's own /proc.
+void merge_libvirt_if_asked(Snapshot& snapshot, const SnapshotOptions& options);
 
 // Finds the VM a user named: by name, UUID, libvirt id or PID. Error (exit 2) names the input when
 // unknown.
