@@ -25,6 +25,12 @@ MAX_REPORT_S=20          # `vcpumap report --html` of the hour, wall clock
 MAX_REPORT_RSS_MIB=256   # its peak RSS: the report keeps totals and buckets, not samples
 MAX_HTML_MIB=16          # the HTML of the hour
 MAX_LOAD_MS=20000        # Chromium: navigation to the load event, on a loaded 2-CPU machine
+if [[ "${VCPUMAP_SANITIZED:-}" == 1 ]]; then
+  # An ASan+UBSan Debug build runs several times slower and maps shadow memory.
+  MAX_REPORT_S=180
+  MAX_REPORT_RSS_MIB=2048
+  say "sanitizer build: report bounds widened to ${MAX_REPORT_S} s and ${MAX_REPORT_RSS_MIB} MiB"
+fi
 MAX_COLUMNS=600          # the design's bound on time columns per lane
 STACKED=4                # at most 3 vCPUs and "other vCPUs" stacked in a CPU lane's cell
 
