@@ -148,12 +148,11 @@ struct Sampler::State {
   void refresh_vm(std::size_t index, std::int64_t interval_ns);
   void relist_threads(std::size_t index);
   void sample_cpus();
-  std::optional<procfs::ThreadFiles> open_files(int dir_fd, int tid, procfs::ParsedThread& first);
+  // Notes, once, that some thread's files are opened per sample.
+  std::optional<procfs::ThreadFiles> noted(std::optional<procfs::ThreadFiles> files);
 };
 
-std::optional<procfs::ThreadFiles> Sampler::State::open_files(int dir_fd, int tid,
-                                                              procfs::ParsedThread& first) {
-  auto files = procfs::ThreadFiles::open(dir_fd, tid, first, texts, budget);
+std::optional<procfs::ThreadFiles> Sampler::State::noted(std::optional<procfs::ThreadFiles> files) {
   if (files && files->reopened() && !reopen_noted) {
     reopen_noted = true;
     sample.snapshot.notes.push_back(fmt::format(
@@ -177,11 +176,10 @@ void Sampler::State::adopt(Vm&& vm) {
       auto [it, _] = state.other_task_dirs.try_emplace(slot.owner_pid, proc, slot.owner_pid);
       dir_fd = it->second.fd();
     }
-    procfs::ParsedThread first;
-    first.facts.affinity = std::move(thread.facts.affinity);
-    slot.files = open_files(dir_fd, thread.tid, first);
+    // The snapshot has just read these files: keep them open without reading them again.
+    slot.files =
+        noted(procfs::ThreadFiles::keep(dir_fd, thread.tid, thread.facts.start_time_ticks, budget));
     if (!slot.files) continue;  // it exited since the snapshot
-    thread.facts = std::move(first.facts);
     kept.push_back(std::move(thread));
     state.slots.push_back(std::move(slot));
   }
@@ -264,7 +262,7 @@ void Sampler::State::relist_threads(std::size_t index) {
     if (known.contains(tid)) continue;
     procfs::ParsedThread first;
     first.facts.affinity = procfs::read_thread_affinity(state.task_dir.fd(), tid, live);
-    auto files = open_files(state.task_dir.fd(), tid, first);
+    auto files = noted(procfs::ThreadFiles::open(state.task_dir.fd(), tid, first, texts, budget));
     if (!files) continue;
     VmThread thread;
     thread.tid = tid;

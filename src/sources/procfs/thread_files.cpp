@@ -156,19 +156,27 @@ std::optional<ParsedThread> ThreadFiles::read_all_files(ThreadTexts& texts) cons
                             has_sched ? &texts.sched : nullptr);
 }
 
-std::optional<ThreadFiles> ThreadFiles::open(int task_dir_fd, int tid, ParsedThread& first,
-                                             ThreadTexts& texts, FileBudget& budget) {
+std::optional<ThreadFiles> ThreadFiles::keep(int task_dir_fd, int tid,
+                                             std::uint64_t start_time_ticks, FileBudget& budget) {
   ThreadFiles files;
   files.budget_ = &budget;
   files.task_dir_fd_ = task_dir_fd;
   files.tid_ = tid;
+  files.start_time_ticks_ = start_time_ticks;
   files.stat_ = files.open_file("stat");
   if (files.stat_.how == File::absent) return std::nullopt;  // it exited: normal
   files.schedstat_ = files.open_file("schedstat");
   files.sched_ = files.open_file("sched");
-  auto parsed = files.read_all_files(texts);
+  return files;
+}
+
+std::optional<ThreadFiles> ThreadFiles::open(int task_dir_fd, int tid, ParsedThread& first,
+                                             ThreadTexts& texts, FileBudget& budget) {
+  auto files = keep(task_dir_fd, tid, 0, budget);
+  if (!files) return std::nullopt;
+  auto parsed = files->read_all_files(texts);
   if (!parsed) return std::nullopt;
-  files.start_time_ticks_ = parsed->facts.start_time_ticks;
+  files->start_time_ticks_ = parsed->facts.start_time_ticks;
   parsed->facts.affinity = std::move(first.facts.affinity);
   first = std::move(*parsed);
   return files;

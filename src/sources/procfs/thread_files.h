@@ -86,6 +86,10 @@ class ThreadFiles {
   // `task_dir_fd` must stay open, and `budget` alive, as long as this object is.
   static std::optional<ThreadFiles> open(int task_dir_fd, int tid, ParsedThread& first,
                                          ThreadTexts& texts, FileBudget& budget);
+  // Opens the files of a thread just read elsewhere (a snapshot), without reading them again;
+  // `start_time_ticks` is what that read found, so a tid reused in between reads as `reused`.
+  static std::optional<ThreadFiles> keep(int task_dir_fd, int tid, std::uint64_t start_time_ticks,
+                                         FileBudget& budget);
 
   ThreadFiles(ThreadFiles&& other) noexcept = default;
   ThreadFiles& operator=(ThreadFiles&& other) noexcept;
