@@ -161,8 +161,6 @@ Connection::Connection(std::unique_ptr<Handle> handle, std::string uri)
 Connection::~Connection() = default;
 
 Result<std::unique_ptr<Connection>> Connection::open(const std::string& uri) {
-  if (const auto& loaded = load_api(); !loaded) return loaded.error();
-  api().virSetErrorFunc(nullptr, ignore_error);
   std::string target = uri;
   if (target.empty()) {
     if (const char* from_env = std::getenv("LIBVIRT_DEFAULT_URI"); from_env && *from_env) {
@@ -178,6 +176,8 @@ Result<std::unique_ptr<Connection>> Connection::open(const std::string& uri) {
       target = "qemu:///system";
     }
   }
+  if (const auto& loaded = load_api(); !loaded) return loaded.error();
+  api().virSetErrorFunc(nullptr, ignore_error);
   virConnectPtr connection = api().virConnectOpen(target.c_str());
   if (connection == nullptr) {
     return make_error(ExitCode::failure, "cannot connect to libvirt at {}: {}", target,
