@@ -409,7 +409,9 @@ assert_eq "topology --json: hypervisor_vendor = lscpu's" "${vendor:-null}" \
 # the guests, and asking for libvirt says what to install. The library is hidden in a private
 # mount namespace, so nothing outside this check sees it gone.
 LIBVIRT_SO=$(readlink -f /usr/lib/x86_64-linux-gnu/libvirt.so.0 2>/dev/null || true)
-if ((EUID == 0)) && [[ -f "$LIBVIRT_SO" ]] && command -v unshare >/dev/null; then
+if [[ "${VCPUMAP_SANITIZED:-}" == 1 ]]; then
+  say "sanitizer build: it links libvirt (see src/sources/CMakeLists.txt); run without libvirt0 not tested"
+elif ((EUID == 0)) && [[ -f "$LIBVIRT_SO" ]] && command -v unshare >/dev/null; then
   without_libvirt() {
     unshare -m bash -c 'mount --bind /dev/null "$1" && shift && exec "$@"' _ "$LIBVIRT_SO" \
       "$VCPUMAP" "$@" >"$TEST_TMP/nolibvirt.out" 2>"$TEST_TMP/nolibvirt.err"
