@@ -8,7 +8,7 @@ namespace {
 
 // CPU time in the finest unit the kernel gives: schedstat ns, else stat ticks.
 std::uint64_t cpu_time_of(const ThreadFacts& facts) {
-  return facts.cpu_time_ns.value_or(facts.utime_ticks + facts.stime_ticks);
+  return facts.cpu_time_ns.value_or(facts.cpu_ticks().value_or(0));
 }
 
 void count_cpu(ThreadObservation& observed, const ThreadFacts& facts) {
@@ -51,7 +51,7 @@ AuditFacts first_look(const Snapshot& snapshot, const procfs::CgroupReader& cgro
   return facts;
 }
 
-void record_sample(AuditFacts& facts, const std::vector<procfs::ThreadReading>& threads) {
+void record_sample(AuditFacts& facts, const std::vector<ThreadReading>& threads) {
   for (const auto& reading : threads) {
     auto found = facts.threads.find(reading.tid);
     if (found == facts.threads.end()) continue;  // born after the snapshot: not audited
@@ -86,13 +86,19 @@ Result<AuditInput> look(const GatherOptions& options) {
 
 void watch(AuditInput& input, const GatherOptions& options) {
   if (options.watch.count() <= 0) return;
-  const procfs::Procfs procfs(options.snapshot.root);
-  const auto pids = processes_to_sample(input.snapshot);
+  std::vector<std::string> notes;
+  auto source = open_thread_source(options.snapshot, true, notes);
+  if (!source) return;  // the snapshot just opened the same source
+  const auto sampled = processes_to_sample(input.snapshot);
+  const std::vector<int> pids(sampled.begin(), sampled.end());
+  std::vector<ThreadReading> readings;
   const auto start = std::chrono::steady_clock::now();
   const auto until = start + options.watch;
   for (auto next = start + options.interval; next <= until; next += options.interval) {
     std::this_thread::sleep_until(next);
-    for (int pid : pids) record_sample(input.facts, procfs.read_threads(pid));
+    readings.clear();
+    if (!(*source)->read_threads(pids, readings)) break;
+    record_sample(input.facts, readings);
   }
   input.facts.watched = std::chrono::duration_cast<std::chrono::milliseconds>(
       std::chrono::steady_clock::now() - start);

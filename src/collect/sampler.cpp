@@ -5,14 +5,13 @@
 #include <numeric>
 #include <set>
 #include <tuple>
+#include <unordered_map>
 #include <unordered_set>
 
 #include <fmt/format.h>
 
-#include "core/identify.h"
+#include "collect/discovery.h"
 #include "sources/procfs/cpu_stat.h"
-#include "sources/procfs/procfs.h"
-#include "sources/procfs/thread_files.h"
 
 namespace vcpumap {
 
@@ -55,13 +54,10 @@ ThreadRates thread_rates(const ThreadFacts* previous, const ThreadFacts& current
     rates.cpu_pct = 100.0 * static_cast<double>(*cpu_ns) / ns;
     rates.ran = rates.ran || *cpu_ns > 0;
   } else if (!current.cpu_time_ns && ticks_per_second > 0) {
-    const auto ticks_before = previous->utime_ticks + previous->stime_ticks;
-    const auto ticks_after = current.utime_ticks + current.stime_ticks;
-    if (ticks_after >= ticks_before) {
-      const auto ticks = ticks_after - ticks_before;
-      rates.cpu_pct = 100.0 * (static_cast<double>(ticks) / ticks_per_second) / seconds;
+    if (const auto ticks = delta(previous->cpu_ticks(), current.cpu_ticks())) {
+      rates.cpu_pct = 100.0 * (static_cast<double>(*ticks) / ticks_per_second) / seconds;
       rates.cpu_source = RateSource::ticks;
-      rates.ran = rates.ran || ticks > 0;
+      rates.ran = rates.ran || *ticks > 0;
     }
   }
   if (const auto delay_ns = delta(previous->run_delay_ns, current.run_delay_ns)) {
@@ -91,240 +87,156 @@ std::optional<double> cpu_util_pct(std::uint64_t busy_before, std::uint64_t tota
 
 // ---- the I/O side ----
 
-namespace {
-
-// One thread's kept files and the process folder they live in (a vhost kernel thread is its
-// own process, not one of the VM's threads).
-struct ThreadSlot {
-  std::optional<procfs::ThreadFiles> files;
-  int owner_pid = 0;
-};
-
-struct VmState {
-  procfs::TaskDir task_dir;
-  std::vector<ThreadSlot> slots;                   // pairs with Vm::threads
-  std::map<int, procfs::TaskDir> other_task_dirs;  // vhost kernel threads' own folders
-};
-
-// Sort key of snapshot.cpp: vCPUs by index, I/O threads by id, main loop, other, vhost.
-std::tuple<int, int, std::string, int> thread_order(const VmThread& thread) {
-  return {static_cast<int>(thread.role), thread.vcpu, thread.iothread, thread.tid};
-}
-
-}  // namespace
-
 struct Sampler::State {
-  explicit State(SamplerOptions opts)
-      : options(std::move(opts)),
-        procfs(options.snapshot.root),
-        proc(options.snapshot.root / "proc"),
-        host(options.snapshot.root) {
-    std::error_code error;
-    live = std::filesystem::equivalent(options.snapshot.root, "/", error);
-    open_file_limit = procfs::raise_open_file_limit();
-    // A quarter of the limit, up to 1,024 descriptors, stays free for everything else.
-    const auto reserve = std::min<std::uint64_t>(open_file_limit / 4, 1024);
-    budget = procfs::FileBudget(options.kept_file_budget.value_or(open_file_limit - reserve));
-  }
+  explicit State(SamplerOptions opts) : options(std::move(opts)), host(options.snapshot.root) {}
 
   SamplerOptions options;
-  procfs::Procfs procfs;
-  std::filesystem::path proc;
+  std::unique_ptr<ThreadSource> source;
   procfs::HostCpuFiles host;
-  bool live = false;
-  procfs::FileBudget budget;  // before `vms`: their kept files give back to it when destroyed
   Sample sample;
-  std::vector<VmState> vms;  // pairs with sample.snapshot.vms
+  std::vector<std::vector<int>> vhost_pids;  // pairs with sample.snapshot.vms
   std::vector<procfs::CpuTimes> cpu_times;
   std::optional<std::chrono::steady_clock::time_point> last_discovery;
-  procfs::ParsedThread scratch;
-  procfs::ThreadTexts texts;
-  std::uint64_t open_file_limit = 0;
-  bool reopen_noted = false;
+  // Reused each sample, so a steady sample allocates little.
+  std::vector<int> pids;
+  std::vector<ThreadReading> readings;
+  std::unordered_map<int, std::size_t> owner;     // pid (VM or vhost worker) -> VM index
+  std::unordered_map<int, std::size_t> previous;  // tid -> index in the VM's previous threads
 
   Status first_sample();
+  void adopt(FoundVm&& found);
+  Status refresh(std::int64_t interval_ns);
   void discover();
-  void adopt(Vm&& vm);
-  void refresh_vm(std::size_t index, std::int64_t interval_ns);
-  void relist_threads(std::size_t index);
   void sample_cpus();
-  // Notes, once, that some thread's files are opened per sample.
-  std::optional<procfs::ThreadFiles> noted(std::optional<procfs::ThreadFiles> files);
 };
 
-std::optional<procfs::ThreadFiles> Sampler::State::noted(std::optional<procfs::ThreadFiles> files) {
-  if (files && files->reopened() && !reopen_noted) {
-    reopen_noted = true;
-    sample.snapshot.notes.push_back(fmt::format(
-        "the open-file limit ({}) cannot keep 3 files open for every VM thread: the others' "
-        "files are opened for each sample, which costs more; raise it (ulimit -n, "
-        "LimitNOFILE=)",
-        open_file_limit));
-  }
-  return files;
-}
-
-void Sampler::State::adopt(Vm&& vm) {
+void Sampler::State::adopt(FoundVm&& found) {
+  auto& vm = found.vm;
   if (vm.pid <= 0) return;  // a libvirt domain that is not running has no threads to sample
-  VmState state{procfs::TaskDir(proc, vm.pid), {}, {}};
-  std::vector<VmThread> kept;
-  for (auto& thread : vm.threads) {
-    ThreadSlot slot;
-    slot.owner_pid = thread.role == ThreadRole::vhost ? thread.tid : vm.pid;
-    int dir_fd = state.task_dir.fd();
-    if (slot.owner_pid != vm.pid) {
-      auto [it, _] = state.other_task_dirs.try_emplace(slot.owner_pid, proc, slot.owner_pid);
-      dir_fd = it->second.fd();
-    }
-    // The snapshot has just read these files: keep them open without reading them again.
-    slot.files =
-        noted(procfs::ThreadFiles::keep(dir_fd, thread.tid, thread.facts.start_time_ticks, budget));
-    if (!slot.files) continue;  // it exited since the snapshot
-    kept.push_back(std::move(thread));
-    state.slots.push_back(std::move(slot));
-  }
-  vm.threads = std::move(kept);
   sample.rates.emplace_back(vm.threads.size());
   for (std::size_t j = 0; j < vm.threads.size(); ++j) {
     sample.rates.back()[j] = thread_rates(nullptr, vm.threads[j].facts, 0, 0);
   }
   sample.snapshot.vms.push_back(std::move(vm));
-  vms.push_back(std::move(state));
+  vhost_pids.push_back(std::move(found.vhost_pids));
 }
 
 Status Sampler::State::first_sample() {
-  auto snapshot = take_snapshot(options.snapshot);
+  auto opened =
+      open_thread_source(options.snapshot, true, sample.snapshot.notes, options.kept_file_budget);
+  if (!opened) return opened.error();
+  source = std::move(*opened);
+  auto notes = std::move(sample.snapshot.notes);
+  std::map<int, std::vector<int>> vhost;
+  auto snapshot = take_snapshot(options.snapshot, *source, &vhost);
   if (!snapshot) return snapshot.error();
-  auto found = std::move(snapshot->vms);
+  auto vms = std::move(snapshot->vms);
   snapshot->vms.clear();
   sample.snapshot = std::move(*snapshot);
-  for (auto& vm : found) adopt(std::move(vm));
+  sample.snapshot.notes.insert(sample.snapshot.notes.begin(), notes.begin(), notes.end());
+  for (auto& vm : vms) {
+    auto workers = std::move(vhost[vm.pid]);
+    adopt({std::move(vm), std::move(workers)});
+  }
   cpu_times = host.read_cpu_times();
   return Ok{};
 }
 
-void Sampler::State::discover() {
-  std::unordered_set<int> known;
-  for (const auto& vm : sample.snapshot.vms) known.insert(vm.pid);
-  bool new_vm = false;
-  for (const int pid : procfs.list_pids()) {
-    if (known.contains(pid)) continue;
-    if (identify_vm(procfs.read_argv(pid))) {
-      new_vm = true;
-      break;
-    }
-  }
-  // Affinity changes by a syscall, not in the kept files: refresh it at discovery's pace.
+Status Sampler::State::refresh(std::int64_t interval_ns) {
+  auto& vms = sample.snapshot.vms;
+  pids.clear();
+  owner.clear();
   for (std::size_t i = 0; i < vms.size(); ++i) {
-    auto& vm = sample.snapshot.vms[i];
-    for (std::size_t j = 0; j < vm.threads.size(); ++j) {
-      const auto& slot = vms[i].slots[j];
-      const int dir_fd = slot.owner_pid == vm.pid ? vms[i].task_dir.fd()
-                                                  : vms[i].other_task_dirs.at(slot.owner_pid).fd();
-      vm.threads[j].facts.affinity = procfs::read_thread_affinity(dir_fd, vm.threads[j].tid, live);
+    pids.push_back(vms[i].pid);
+    owner[vms[i].pid] = i;
+    for (const int pid : vhost_pids[i]) {
+      pids.push_back(pid);
+      owner[pid] = i;
     }
   }
-  if (!new_vm) return;
-  // A VM appeared: let the snapshot name its threads (thread names, libvirt, QMP) as `list`
-  // does. Rare, so the full read is affordable.
-  auto options_without_topology = options.snapshot;
-  options_without_topology.with_topology = false;
-  auto snapshot = take_snapshot(options_without_topology);
-  if (!snapshot) return;
-  for (auto& vm : snapshot->vms) {
-    if (known.contains(vm.pid)) continue;
-    sample.vms_started.push_back(vm.pid);
-    adopt(std::move(vm));
-  }
-  for (auto& note : snapshot->notes) sample.snapshot.notes.push_back(std::move(note));
-}
+  readings.clear();
+  if (auto status = source->read_threads(pids, readings); !status) return status;
+  for (auto& note : source->take_notes()) sample.snapshot.notes.push_back(std::move(note));
 
-void Sampler::State::relist_threads(std::size_t index) {
-  auto& vm = sample.snapshot.vms[index];
-  auto& state = vms[index];
-  const auto listed = state.task_dir.list_tids();
-  const std::set<int> now(listed.begin(), listed.end());
-  std::set<int> known;
-  struct Entry {
-    VmThread thread;
-    ThreadSlot slot;
-    ThreadRates rates;
-  };
-  std::vector<Entry> entries;
-  for (std::size_t j = 0; j < vm.threads.size(); ++j) {
-    auto& slot = state.slots[j];
-    if (slot.owner_pid == vm.pid && !now.contains(vm.threads[j].tid)) continue;  // exited
-    if (!slot.files) continue;
-    known.insert(vm.threads[j].tid);
-    entries.push_back({std::move(vm.threads[j]), std::move(slot), sample.rates[index][j]});
-  }
-  for (const int tid : now) {
-    if (known.contains(tid)) continue;
-    procfs::ParsedThread first;
-    first.facts.affinity = procfs::read_thread_affinity(state.task_dir.fd(), tid, live);
-    auto files = noted(procfs::ThreadFiles::open(state.task_dir.fd(), tid, first, texts, budget));
-    if (!files) continue;
-    VmThread thread;
-    thread.tid = tid;
-    // New threads are named as the snapshot names them; a VM whose vCPUs came from libvirt or
-    // QMP does not grow vCPUs (no hot-plug support yet), so its new threads are emulator ones.
-    const auto role = classify_thread(vm.hypervisor, first.name, tid, vm.pid);
-    if (vm.vcpu_source == VcpuSource::thread_names || role.role != ThreadRole::vcpu) {
-      thread.role = role.role;
-      thread.vcpu = role.vcpu;
-      thread.iothread = role.iothread;
-    }
-    thread.name = std::move(first.name);
-    thread.facts = std::move(first.facts);
-    const auto rates = thread_rates(nullptr, thread.facts, 0, 0);
-    entries.push_back({std::move(thread), {std::move(files), vm.pid}, rates});
-  }
-  std::sort(entries.begin(), entries.end(), [](const Entry& a, const Entry& b) {
-    return thread_order(a.thread) < thread_order(b.thread);
-  });
-  vm.threads.clear();
-  state.slots.clear();
-  sample.rates[index].clear();
-  for (auto& entry : entries) {
-    vm.threads.push_back(std::move(entry.thread));
-    state.slots.push_back(std::move(entry.slot));
-    sample.rates[index].push_back(entry.rates);
-  }
-}
-
-void Sampler::State::refresh_vm(std::size_t index, std::int64_t interval_ns) {
-  auto& vm = sample.snapshot.vms[index];
-  auto& state = vms[index];
-  auto& rates = sample.rates[index];
+  // Readings come grouped by process, in the order of `pids`: walk them VM by VM.
   const long hz = sample.snapshot.clock_ticks_per_second;
-  int own_threads = 0;
-  bool exited = false;
-  for (std::size_t j = 0; j < vm.threads.size(); ++j) {
-    auto& thread = vm.threads[j];
-    auto& slot = state.slots[j];
-    if (slot.owner_pid == vm.pid) ++own_threads;
-    if (!slot.files) continue;
-    scratch.facts.affinity = CpuSet();
-    const auto read = slot.files->read(scratch, texts);
-    if (read == procfs::ThreadRead::exited) {
-      slot.files.reset();
-      exited = true;
+  std::vector<bool> alive(vms.size(), false);
+  std::vector<std::vector<VmThread>> threads(vms.size());
+  std::vector<std::vector<ThreadRates>> rates(vms.size());
+  std::size_t current = vms.size();
+  for (auto& reading : readings) {
+    const std::size_t i = owner.at(reading.pid);
+    auto& vm = vms[i];
+    if (i != current) {
+      current = i;
+      previous.clear();
+      for (std::size_t j = 0; j < vm.threads.size(); ++j) previous[vm.threads[j].tid] = j;
+    }
+    if (reading.tid == vm.pid) alive[i] = true;
+    const auto it = previous.find(reading.tid);
+    VmThread* before = it == previous.end() ? nullptr : &vm.threads[it->second];
+    // The same tid with another start time is another thread: name and role start over.
+    if (before != nullptr && before->facts.start_time_ticks != reading.facts.start_time_ticks) {
+      before = nullptr;
+    }
+    if (before == nullptr) {
+      auto thread = make_vm_thread(std::move(reading), vm);
+      rates[i].push_back(thread_rates(nullptr, thread.facts, 0, 0));
+      threads[i].push_back(std::move(thread));
       continue;
     }
-    const bool fresh = read == procfs::ThreadRead::reused;
-    rates[j] = thread_rates(fresh ? nullptr : &thread.facts, scratch.facts, interval_ns, hz);
-    scratch.facts.affinity = std::move(thread.facts.affinity);
-    thread.facts = std::move(scratch.facts);
-    if (fresh) {
-      // Another thread now has this tid: name and role start over with it.
-      const auto role = classify_thread(vm.hypervisor, scratch.name, thread.tid, vm.pid);
-      thread.role = role.role;
-      thread.vcpu = role.vcpu;
-      thread.iothread = role.iothread;
-      thread.name = scratch.name;
-    }
+    rates[i].push_back(thread_rates(&before->facts, reading.facts, interval_ns, hz));
+    VmThread thread = std::move(*before);
+    thread.facts = std::move(reading.facts);
+    threads[i].push_back(std::move(thread));
   }
-  if (exited || state.task_dir.thread_count() != own_threads) relist_threads(index);
+  // A VM whose main thread is gone has exited (its pid may come back as another process).
+  std::vector<Vm> kept;
+  std::vector<std::vector<ThreadRates>> kept_rates;
+  std::vector<std::vector<int>> kept_vhost;
+  for (std::size_t i = 0; i < vms.size(); ++i) {
+    if (!alive[i]) {
+      sample.vms_exited.push_back(vms[i].pid);
+      continue;
+    }
+    // Sort the threads and keep their rates paired with them.
+    std::vector<std::size_t> order(threads[i].size());
+    for (std::size_t j = 0; j < order.size(); ++j) order[j] = j;
+    std::sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
+      return thread_order_less(threads[i][a], threads[i][b]);
+    });
+    std::vector<VmThread> sorted;
+    std::vector<ThreadRates> sorted_rates;
+    sorted.reserve(order.size());
+    sorted_rates.reserve(order.size());
+    for (const std::size_t j : order) {
+      sorted.push_back(std::move(threads[i][j]));
+      sorted_rates.push_back(rates[i][j]);
+    }
+    vms[i].threads = std::move(sorted);
+    kept.push_back(std::move(vms[i]));
+    kept_rates.push_back(std::move(sorted_rates));
+    kept_vhost.push_back(std::move(vhost_pids[i]));
+  }
+  vms = std::move(kept);
+  sample.rates = std::move(kept_rates);
+  vhost_pids = std::move(kept_vhost);
+  return Ok{};
+}
+
+void Sampler::State::discover() {
+  std::set<int> known;
+  for (const auto& vm : sample.snapshot.vms) known.insert(vm.pid);
+  auto found = find_vms(*source, options.snapshot, known, sample.snapshot.notes);
+  if (!found) {
+    sample.snapshot.notes.push_back(
+        fmt::format("looking for new VMs failed: {}", found.error().message));
+    return;
+  }
+  for (auto& vm : *found) {
+    sample.vms_started.push_back(vm.vm.pid);
+    adopt(std::move(vm));
+  }
 }
 
 void Sampler::State::sample_cpus() {
@@ -391,18 +303,7 @@ Result<const Sample*> Sampler::sample_at(std::chrono::steady_clock::time_point m
     interval_ns =
         std::chrono::duration_cast<std::chrono::nanoseconds>(monotonic - sample.snapshot.monotonic)
             .count();
-    for (std::size_t i = 0; i < state.vms.size(); ++i) state.refresh_vm(i, interval_ns);
-    // A VM whose main thread is gone has exited (its pid may come back as another process).
-    for (std::size_t i = state.vms.size(); i-- > 0;) {
-      const auto& vm = sample.snapshot.vms[i];
-      const bool alive = std::any_of(vm.threads.begin(), vm.threads.end(),
-                                     [&](const VmThread& t) { return t.tid == vm.pid; });
-      if (alive) continue;
-      sample.vms_exited.push_back(vm.pid);
-      sample.snapshot.vms.erase(sample.snapshot.vms.begin() + static_cast<std::ptrdiff_t>(i));
-      sample.rates.erase(sample.rates.begin() + static_cast<std::ptrdiff_t>(i));
-      state.vms.erase(state.vms.begin() + static_cast<std::ptrdiff_t>(i));
-    }
+    if (auto status = state.refresh(interval_ns); !status) return status.error();
     if (!state.last_discovery ||
         monotonic - *state.last_discovery >= state.options.discovery_interval) {
       state.discover();

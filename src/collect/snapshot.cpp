@@ -10,70 +10,49 @@
 
 #include <fmt/format.h>
 
-#include "core/identify.h"
-#include "sources/libvirt/status_file.h"
+#include "collect/discovery.h"
 #include "sources/procfs/procfs.h"
-#include "sources/qmp/qmp.h"
 #include "sources/sysfs/topology.h"
 #include "util/text.h"
 
 namespace vcpumap {
-namespace {
 
-// Sort key: vCPUs by index, I/O threads by id, the main loop, other emulator threads, vhost.
-std::tuple<int, int, std::string, int> thread_order(const VmThread& thread) {
-  const int rank = static_cast<int>(thread.role);
-  return {rank, thread.vcpu, thread.iothread, thread.tid};
+std::string_view to_string(SourceChoice choice) {
+  switch (choice) {
+    case SourceChoice::automatic:
+      return "auto";
+    case SourceChoice::bpf:
+      return "bpf";
+    case SourceChoice::procfs:
+      return "procfs";
+  }
+  return "auto";
 }
 
-VmThread to_vm_thread(procfs::ThreadReading&& reading, Hypervisor hypervisor, int pid) {
-  VmThread thread;
-  thread.tid = reading.tid;
-  const auto role = classify_thread(hypervisor, reading.name, reading.tid, pid);
-  thread.role = role.role;
-  thread.vcpu = role.vcpu;
-  thread.iothread = role.iothread;
-  thread.name = std::move(reading.name);
-  thread.facts = std::move(reading.facts);
-  return thread;
+Result<SourceChoice> parse_source_choice(std::string_view text) {
+  for (const auto choice : {SourceChoice::automatic, SourceChoice::bpf, SourceChoice::procfs}) {
+    if (text == to_string(choice)) return choice;
+  }
+  return make_error(ExitCode::bad_input, "unknown source '{}': use auto, bpf or procfs",
+                    printable(text));
 }
-
-// Gives vCPU (and I/O thread) roles by thread id, for QEMU started without debug-threads.
-bool assign_by_tid(Vm& vm, const std::map<int, int>& vcpu_tids,
-                   const std::map<int, int>& iothread_tids) {
-  std::map<int, VmThread*> by_tid;
-  for (auto& thread : vm.threads) by_tid[thread.tid] = &thread;
-  // Only a mapping whose every thread is one of this VM's can be this VM's (stale files, other
-  // VMs' monitors).
-  for (const auto& [vcpu, tid] : vcpu_tids) {
-    if (!by_tid.contains(tid)) return false;
-  }
-  if (vcpu_tids.empty()) return false;
-  for (const auto& [vcpu, tid] : vcpu_tids) {
-    by_tid[tid]->role = ThreadRole::vcpu;
-    by_tid[tid]->vcpu = vcpu;
-  }
-  for (const auto& [id, tid] : iothread_tids) {
-    if (auto it = by_tid.find(tid); it != by_tid.end()) {
-      it->second->role = ThreadRole::iothread;
-      it->second->iothread = fmt::format("iothread{}", id);
-    }
-  }
-  return true;
-}
-
-struct QmpAnswer {
-  std::string socket;
-  std::map<int, int> vcpu_tids;
-};
-
-}  // namespace
 
 Result<Snapshot> take_snapshot(const SnapshotOptions& options) {
+  std::vector<std::string> notes;
+  auto source = open_thread_source(options, false, notes);
+  if (!source) return source.error();
+  auto snapshot = take_snapshot(options, **source);
+  if (snapshot) snapshot->notes.insert(snapshot->notes.begin(), notes.begin(), notes.end());
+  return snapshot;
+}
+
+Result<Snapshot> take_snapshot(const SnapshotOptions& options, ThreadSource& source,
+                               std::map<int, std::vector<int>>* vhost_pids) {
   Snapshot snapshot;
   snapshot.monotonic = std::chrono::steady_clock::now();
   snapshot.wall = std::chrono::system_clock::now();
   snapshot.clock_ticks_per_second = ::sysconf(_SC_CLK_TCK);
+  snapshot.source = std::string(source.name());
 
   std::error_code error;
   if (!std::filesystem::is_directory(options.root / "proc", error)) {
@@ -87,78 +66,12 @@ Result<Snapshot> take_snapshot(const SnapshotOptions& options) {
     if (!topology) return topology.error();
     snapshot.topology = std::move(*topology);
   }
-
-  std::vector<QmpAnswer> qmp_answers;
-  for (const auto& socket : options.qmp_sockets) {
-    auto answer = qmp::query_vcpu_threads(socket);
-    if (!answer) return answer.error();
-    qmp_answers.push_back({socket, std::move(*answer)});
-  }
-
-  const procfs::Procfs procfs(options.root);
-  auto pids = procfs.list_pids();
-  std::sort(pids.begin(), pids.end());
-  // Kernel threads named vhost-<pid> serve a VM's devices (Linux < 6.4 runs them outside it).
-  std::map<int, std::vector<int>> vhost_kthreads;
-  for (const int pid : pids) {
-    const auto argv = procfs.read_argv(pid);
-    if (argv.empty()) {
-      if (const auto comm = procfs.read_comm(pid)) {
-        if (const auto owner = parse_indexed_name(*comm, "vhost-")) {
-          vhost_kthreads[*owner].push_back(pid);
-        }
-      }
-      continue;
-    }
-    const auto identity = identify_vm(argv);
-    if (!identity) continue;
-    auto readings = procfs.read_threads(pid);
-    if (readings.empty()) continue;  // it exited while we looked
-
-    Vm vm;
-    vm.pid = pid;
-    vm.name = identity->name;
-    vm.uuid = identity->uuid;
-    vm.hypervisor = identity->hypervisor;
-    for (auto& reading : readings) {
-      vm.threads.push_back(to_vm_thread(std::move(reading), vm.hypervisor, pid));
-    }
-    if (!vm.vcpus().empty()) {
-      vm.vcpu_source = VcpuSource::thread_names;
-    } else if (vm.hypervisor == Hypervisor::qemu) {
-      if (auto status = libvirt::read_status_file(options.root, vm.name);
-          status && status->pid == pid &&
-          assign_by_tid(vm, status->vcpu_tids, status->iothread_tids)) {
-        vm.vcpu_source = VcpuSource::libvirt_status;
-      } else {
-        for (const auto& answer : qmp_answers) {
-          if (assign_by_tid(vm, answer.vcpu_tids, {})) {
-            vm.vcpu_source = VcpuSource::qmp;
-            break;
-          }
-        }
-      }
-    }
-    if (vm.vcpu_source == VcpuSource::unknown) {
-      vm.notes.push_back(fmt::format(
-          "{} (pid {}): its vCPU threads can't be told apart; start QEMU with "
-          "-name {},debug-threads=on, or name its monitor with --qmp SOCKET",
-          printable(vm.display_name()), pid, vm.name.empty() ? "NAME" : printable(vm.name)));
-    }
+  auto found = find_vms(source, options, {}, snapshot.notes);
+  if (!found) return found.error();
+  for (auto& [vm, vhost] : *found) {
+    if (options.tick_times) source.read_tick_times(vm.threads, vm.pid);
+    if (vhost_pids != nullptr && !vhost.empty()) (*vhost_pids)[vm.pid] = std::move(vhost);
     snapshot.vms.push_back(std::move(vm));
-  }
-
-  for (auto& vm : snapshot.vms) {
-    if (const auto it = vhost_kthreads.find(vm.pid); it != vhost_kthreads.end()) {
-      for (const int kthread : it->second) {
-        for (auto& reading : procfs.read_threads(kthread)) {
-          vm.threads.push_back(to_vm_thread(std::move(reading), vm.hypervisor, vm.pid));
-        }
-      }
-    }
-    std::sort(vm.threads.begin(), vm.threads.end(), [](const VmThread& a, const VmThread& b) {
-      return thread_order(a) < thread_order(b);
-    });
   }
   merge_libvirt_if_asked(snapshot, options);
   return snapshot;

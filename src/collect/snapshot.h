@@ -2,13 +2,26 @@
 #pragma once
 
 #include <filesystem>
+#include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "core/model.h"
+#include "sources/thread_source.h"
 #include "util/result.h"
 
 namespace vcpumap {
+
+// Which engine reads the threads' facts (--source).
+enum class SourceChoice {
+  automatic,  // bpf where the kernel, BTF and privileges allow it, else procfs (one note says why)
+  bpf,
+  procfs
+};
+std::string_view to_string(SourceChoice choice);
+// "auto", "bpf" or "procfs"; an error names the input and the three words.
+Result<SourceChoice> parse_source_choice(std::string_view text);
 
 struct SnapshotOptions {
   std::filesystem::path root = "/";      // where /proc and /sys are read
@@ -16,6 +29,10 @@ struct SnapshotOptions {
   bool with_topology = true;
   bool use_libvirt = true;  // ask libvirt too (only when root is this machine's own)
   std::string libvirt_uri;  // empty: LIBVIRT_DEFAULT_URI, else qemu:///system
+  SourceChoice source = SourceChoice::automatic;
+  // Read stat's utime/stime ticks for every thread even where the source does not (virsh's
+  // "CPU time" is made of them).
+  bool tick_times = false;
 };
 
 // Options that read the tree under `root` alone: its /proc and /sys, no libvirt, no QMP.
@@ -26,8 +43,19 @@ inline SnapshotOptions options_for_root(std::filesystem::path root) {
   return options;
 }
 
+// The thread source `options` choose. `keep_files` is for a sampler that reads the same threads
+// again (procfs keeps their files open). When `auto` falls back to procfs, `notes` gets one line
+// saying why and what would enable BPF.
+Result<std::unique_ptr<ThreadSource>> open_thread_source(
+    const SnapshotOptions& options, bool keep_files, std::vector<std::string>& notes,
+    std::optional<std::size_t> kept_file_budget = std::nullopt);
+
 // Reads topology and every VM on the host.
 Result<Snapshot> take_snapshot(const SnapshotOptions& options);
+// The same from a source already open (the sampler's first sample); `vhost_pids`, when given,
+// gets, by VM pid, the pids of the kernel threads outside each VM that serve it.
+Result<Snapshot> take_snapshot(const SnapshotOptions& options, ThreadSource& source,
+                               std::map<int, std::vector<int>>* vhost_pids = nullptr);
 
 // Adds what libvirt knows (ids, states, configured pinning, nova metadata, inactive domains) to
 // the VMs found in /proc. When libvirt can't be reached, adds one note saying so.

@@ -97,6 +97,16 @@ std::optional<VmIdentity> identify_vm(const std::vector<std::string>& argv) {
   return identity;
 }
 
+bool may_be_vm_comm(std::string_view comm) {
+  // The kernel keeps the first 15 bytes of the program's base name (TASK_COMM_LEN - 1).
+  constexpr std::size_t comm_length = 15;
+  for (const std::string_view program :
+       {"qemu-kvm", "kvm", "firecracker", "cloud-hypervisor", "crosvm"}) {
+    if (comm == program.substr(0, comm_length)) return true;
+  }
+  return comm.starts_with("qemu-system-");
+}
+
 std::optional<int> parse_indexed_name(std::string_view name, std::string_view prefix,
                                       std::string_view suffix) {
   if (!name.starts_with(prefix) || !name.ends_with(suffix)) return std::nullopt;

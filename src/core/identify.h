@@ -22,6 +22,11 @@ struct VmIdentity {
 // when the process is not a VM.
 std::optional<VmIdentity> identify_vm(const std::vector<std::string>& argv);
 
+// True when a process's comm (its program's base name, cut to 15 bytes) may be a hypervisor's:
+// discovery reads the command lines of these alone when the source gives comms for free. QEMU
+// started with -name ...,process=NAME renames itself and is found by `--source procfs` only.
+bool may_be_vm_comm(std::string_view comm);
+
 // A thread's role as its name and ids tell it.
 struct ThreadClass {
   ThreadRole role = ThreadRole::emulator_other;

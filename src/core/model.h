@@ -79,9 +79,11 @@ bool is_emulator_role(ThreadRole role);
 // What the kernel says about one thread at one moment. Optional fields are absent when the
 // kernel file behind them is missing (never 0 in their place).
 struct ThreadFacts {
-  char state = '?';                           // stat field 3
-  std::uint64_t utime_ticks = 0;              // stat field 14
-  std::uint64_t stime_ticks = 0;              // stat field 15
+  char state = '?';  // stat field 3
+  // stat fields 14-15. Empty when the source did not read stat (bpf: the kernel scales these
+  // ticks to the runtime only when stat is read); cpu_time_ns is the exact figure.
+  std::optional<std::uint64_t> utime_ticks;
+  std::optional<std::uint64_t> stime_ticks;
   std::uint64_t start_time_ticks = 0;         // stat field 22: tells a reused tid apart
   int last_cpu = -1;                          // stat field 39
   std::optional<std::uint64_t> cpu_time_ns;   // schedstat field 1
@@ -91,6 +93,21 @@ struct ThreadFacts {
   std::optional<std::uint64_t> voluntary_switches;
   std::optional<std::uint64_t> involuntary_switches;
   CpuSet affinity;
+
+  // utime + stime in ticks, when stat was read.
+  std::optional<std::uint64_t> cpu_ticks() const {
+    if (!utime_ticks || !stime_ticks) return std::nullopt;
+    return *utime_ticks + *stime_ticks;
+  }
+};
+
+// One thread's identity everywhere: a tid is reused once its thread exits, the start time (stat
+// field 22) tells the two apart.
+struct ThreadId {
+  int pid = 0;
+  int tid = 0;
+  std::uint64_t start_time_ticks = 0;
+  auto operator<=>(const ThreadId&) const = default;
 };
 
 struct VmThread {
@@ -164,6 +181,7 @@ struct Snapshot {
   std::chrono::system_clock::time_point wall;       // for people
   std::vector<std::string> notes;     // one-line remarks for the user (e.g. debug-threads missing)
   long clock_ticks_per_second = 100;  // USER_HZ, the unit of stat's utime and stime
+  std::string source;                 // the engine that read the threads: "bpf" or "procfs"
 };
 
 }  // namespace vcpumap

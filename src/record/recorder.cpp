@@ -147,10 +147,10 @@ void Session::add_sample(const Sample& sample) {
                        thread.facts.cpu_time_ns,
                        thread.facts.run_delay_ns,
                        thread.facts.migrations};
-      if (!out.cpu_time_ns) {
+      if (!out.cpu_time_ns && thread.facts.cpu_ticks()) {
         // Without schedstat, CPU time from stat's ticks: coarse, but not missing.
         out.cpu_time_ns =
-            (thread.facts.utime_ticks + thread.facts.stime_ticks) * 1'000'000'000ull /
+            *thread.facts.cpu_ticks() * 1'000'000'000ull /
             static_cast<std::uint64_t>(std::max(1L, sample.snapshot.clock_ticks_per_second));
       }
       record.threads.push_back(out);

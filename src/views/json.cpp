@@ -47,7 +47,7 @@ json thread_json(const VmThread& thread) {
   out["cpu"] = facts.last_cpu;
   out["state"] = std::string(1, facts.state);
   out["affinity"] = cpus_json(facts.affinity);
-  out["cpu_time_ticks"] = facts.utime_ticks + facts.stime_ticks;
+  out["cpu_time_ticks"] = optional_json(facts.cpu_ticks());
   out["cpu_time_ns"] = optional_json(facts.cpu_time_ns);
   out["run_delay_ns"] = optional_json(facts.run_delay_ns);
   out["timeslices"] = optional_json(facts.timeslices);

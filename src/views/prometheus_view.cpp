@@ -85,10 +85,10 @@ std::string number_or_empty(int value) {
 }
 
 // CPU time in seconds: schedstat's nanoseconds, else stat's ticks over USER_HZ (coarser, but
-// never missing), so cpu_seconds is there for every thread.
+// never missing when schedstat is), so cpu_seconds is there for every thread.
 double seconds_on_cpu(const ThreadFacts& facts, long ticks_per_second) {
   if (facts.cpu_time_ns) return static_cast<double>(*facts.cpu_time_ns) / 1e9;
-  return static_cast<double>(facts.utime_ticks + facts.stime_ticks) /
+  return static_cast<double>(facts.cpu_ticks().value_or(0)) /
          static_cast<double>(ticks_per_second > 0 ? ticks_per_second : 100);
 }
 

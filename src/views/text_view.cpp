@@ -19,9 +19,10 @@ std::string optional_count(const std::optional<std::uint64_t>& value) {
 std::string cpu_time(const VmThread& thread, const Snapshot& snapshot) {
   if (thread.facts.cpu_time_ns) return format_seconds(thread.facts.cpu_time_ns);
   // Without schedstat, the tick counts are all there is.
-  const auto ticks = thread.facts.utime_ticks + thread.facts.stime_ticks;
-  return fmt::format(
-      "{:.2f}s", static_cast<double>(ticks) / static_cast<double>(snapshot.clock_ticks_per_second));
+  const auto ticks = thread.facts.cpu_ticks();
+  if (!ticks) return "n/a";
+  return fmt::format("{:.2f}s", static_cast<double>(*ticks) /
+                                    static_cast<double>(snapshot.clock_ticks_per_second));
 }
 
 std::string thread_role(const VmThread& thread) {

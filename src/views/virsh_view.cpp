@@ -49,7 +49,7 @@ std::string render_vcpuinfo(const Vm& vm, const Snapshot& snapshot, bool pretty)
     // Same integer and double steps as libvirt and printf's rounding, so 0.25 s prints "0.2s".
     const std::uint64_t ns_per_tick =
         1000000000ULL / static_cast<std::uint64_t>(snapshot.clock_ticks_per_second);
-    const std::uint64_t cpu_time_ns = (facts.utime_ticks + facts.stime_ticks) * ns_per_tick;
+    const std::uint64_t cpu_time_ns = facts.cpu_ticks().value_or(0) * ns_per_tick;
     if (cpu_time_ns != 0) {
       char seconds[64];
       std::snprintf(seconds, sizeof seconds, "%.1lfs", static_cast<double>(cpu_time_ns) / 1e9);

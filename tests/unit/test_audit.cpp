@@ -294,7 +294,7 @@ TEST(Audit, ThreadSeenRunningOutsideItsAffinity) {
   AuditMachine machine("");
   machine.add_qemu(100, "web", guest(100, "0", {"1"}));
   auto input = look(machine);
-  procfs::ThreadReading later;
+  ThreadReading later;
   later.tid = 101;
   later.facts.start_time_ticks = 1000;
   later.facts.cpu_time_ns = 5000;  // it ran since the first look

@@ -63,7 +63,10 @@ std::vector<ThreadReading> Procfs::read_threads(int pid) const {
   const auto tids = numeric_entries(Fd(::dup(task_dir.get())));
   threads.reserve(tids.size());
   for (const int tid : tids) {
-    if (auto thread = read_thread(task_dir.get(), tid)) threads.push_back(std::move(*thread));
+    if (auto thread = read_thread(task_dir.get(), tid)) {
+      thread->pid = pid;
+      threads.push_back(std::move(*thread));
+    }
   }
   return threads;
 }
@@ -84,7 +87,7 @@ std::optional<ThreadReading> Procfs::read_thread(int task_dir_fd, int tid) const
   auto parsed =
       parse_thread_files(*stat, schedstat ? &*schedstat : nullptr, sched ? &*sched : nullptr);
   if (!parsed) return std::nullopt;
-  ThreadReading reading{tid, std::move(parsed->name), std::move(parsed->facts)};
+  ThreadReading reading{0, tid, std::move(parsed->name), std::move(parsed->facts)};
   reading.facts.affinity = read_thread_affinity(task_dir_fd, tid, live_);
   return reading;
 }

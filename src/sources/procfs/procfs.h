@@ -8,16 +8,10 @@
 #include <vector>
 
 #include "core/model.h"
+#include "sources/thread_source.h"
 #include "util/fd.h"
 
 namespace vcpumap::procfs {
-
-// A thread as read once: its name and facts.
-struct ThreadReading {
-  int tid = 0;
-  std::string name;
-  ThreadFacts facts;
-};
 
 // Numeric entries (pids, tids) of an open directory, which it consumes; empty when invalid.
 std::vector<int> numeric_entries(Fd dir);

@@ -1,0 +1,165 @@
+#include "collect/discovery.h"
+
+#include <algorithm>
+#include <tuple>
+#include <unordered_map>
+
+#include <fmt/format.h>
+
+#include "core/identify.h"
+#include "sources/libvirt/status_file.h"
+#include "sources/qmp/qmp.h"
+#include "util/text.h"
+
+namespace vcpumap {
+namespace {
+
+// Gives vCPU (and I/O thread) roles by thread id, for QEMU started without debug-threads.
+bool assign_by_tid(Vm& vm, const std::map<int, int>& vcpu_tids,
+                   const std::map<int, int>& iothread_tids) {
+  std::map<int, VmThread*> by_tid;
+  for (auto& thread : vm.threads) by_tid[thread.tid] = &thread;
+  // Only a mapping whose every thread is one of this VM's can be this VM's (stale files, other
+  // VMs' monitors).
+  for (const auto& [vcpu, tid] : vcpu_tids) {
+    if (!by_tid.contains(tid)) return false;
+  }
+  if (vcpu_tids.empty()) return false;
+  for (const auto& [vcpu, tid] : vcpu_tids) {
+    by_tid[tid]->role = ThreadRole::vcpu;
+    by_tid[tid]->vcpu = vcpu;
+  }
+  for (const auto& [id, tid] : iothread_tids) {
+    if (auto it = by_tid.find(tid); it != by_tid.end()) {
+      it->second->role = ThreadRole::iothread;
+      it->second->iothread = fmt::format("iothread{}", id);
+    }
+  }
+  return true;
+}
+
+// Names the vCPUs of a VM whose threads carry no vCPU names: libvirt's status file, else QMP.
+void assign_vcpus(Vm& vm, const SnapshotOptions& options,
+                  const std::vector<std::map<int, int>>& qmp_answers) {
+  if (!vm.vcpus().empty()) {
+    vm.vcpu_source = VcpuSource::thread_names;
+  } else if (vm.hypervisor == Hypervisor::qemu) {
+    if (auto status = libvirt::read_status_file(options.root, vm.name);
+        status && status->pid == vm.pid &&
+        assign_by_tid(vm, status->vcpu_tids, status->iothread_tids)) {
+      vm.vcpu_source = VcpuSource::libvirt_status;
+    } else {
+      for (const auto& answer : qmp_answers) {
+        if (assign_by_tid(vm, answer, {})) {
+          vm.vcpu_source = VcpuSource::qmp;
+          break;
+        }
+      }
+    }
+  }
+  if (vm.vcpu_source == VcpuSource::unknown) {
+    vm.notes.push_back(fmt::format(
+        "{} (pid {}): its vCPU threads can't be told apart; start QEMU with "
+        "-name {},debug-threads=on, or name its monitor with --qmp SOCKET",
+        printable(vm.display_name()), vm.pid, vm.name.empty() ? "NAME" : printable(vm.name)));
+  }
+}
+
+}  // namespace
+
+VmThread make_vm_thread(ThreadReading&& reading, const Vm& vm) {
+  VmThread thread;
+  thread.tid = reading.tid;
+  const auto role = classify_thread(vm.hypervisor, reading.name, reading.tid, vm.pid);
+  if (vm.vcpu_source == VcpuSource::thread_names || vm.vcpu_source == VcpuSource::unknown ||
+      role.role != ThreadRole::vcpu) {
+    thread.role = role.role;
+    thread.vcpu = role.vcpu;
+    thread.iothread = role.iothread;
+  }
+  thread.name = std::move(reading.name);
+  thread.facts = std::move(reading.facts);
+  return thread;
+}
+
+bool thread_order_less(const VmThread& a, const VmThread& b) {
+  const auto order = [](const VmThread& thread) {
+    return std::tuple<int, int, const std::string&, int>(static_cast<int>(thread.role), thread.vcpu,
+                                                         thread.iothread, thread.tid);
+  };
+  return order(a) < order(b);
+}
+
+void sort_threads(std::vector<VmThread>& threads) {
+  std::sort(threads.begin(), threads.end(), thread_order_less);
+}
+
+Result<std::vector<FoundVm>> find_vms(ThreadSource& source, const SnapshotOptions& options,
+                                      const std::set<int>& known, std::vector<std::string>& notes) {
+  std::vector<std::map<int, int>> qmp_answers;
+  for (const auto& socket : options.qmp_sockets) {
+    auto answer = qmp::query_vcpu_threads(socket);
+    if (!answer) return answer.error();
+    qmp_answers.push_back(std::move(*answer));
+  }
+
+  auto processes = source.list_processes();
+  std::sort(processes.begin(), processes.end(),
+            [](const ProcessEntry& a, const ProcessEntry& b) { return a.pid < b.pid; });
+  std::vector<FoundVm> found;
+  // Kernel threads named vhost-<pid> serve a VM's devices (Linux < 6.4 runs them outside it).
+  std::map<int, std::vector<int>> vhost_kthreads;
+  for (const auto& process : processes) {
+    if (known.contains(process.pid)) continue;
+    // Where the source gives comms for free, only a hypervisor's has its command line read.
+    if (process.comm_known && !process.kernel_thread && !may_be_vm_comm(process.comm)) continue;
+    const auto argv =
+        process.kernel_thread ? std::vector<std::string>{} : source.read_argv(process.pid);
+    if (argv.empty()) {
+      const auto comm = process.comm_known ? process.comm : source.read_comm(process.pid);
+      if (const auto owner = parse_indexed_name(comm, "vhost-")) {
+        vhost_kthreads[*owner].push_back(process.pid);
+      }
+      continue;
+    }
+    const auto identity = identify_vm(argv);
+    if (!identity) continue;
+    FoundVm vm;
+    vm.vm.pid = process.pid;
+    vm.vm.name = identity->name;
+    vm.vm.uuid = identity->uuid;
+    vm.vm.hypervisor = identity->hypervisor;
+    found.push_back(std::move(vm));
+  }
+
+  // One read for every VM's threads: the bpf engine walks them all in one call.
+  std::vector<int> pids;
+  for (auto& vm : found) {
+    pids.push_back(vm.vm.pid);
+    if (const auto it = vhost_kthreads.find(vm.vm.pid); it != vhost_kthreads.end()) {
+      vm.vhost_pids = it->second;
+      pids.insert(pids.end(), it->second.begin(), it->second.end());
+    }
+  }
+  std::vector<ThreadReading> readings;
+  if (auto status = source.read_threads(pids, readings); !status) return status.error();
+  std::unordered_map<int, std::size_t> owner;  // pid (VM or vhost worker) -> index in found
+  for (std::size_t i = 0; i < found.size(); ++i) {
+    owner[found[i].vm.pid] = i;
+    for (const int vhost : found[i].vhost_pids) owner[vhost] = i;
+  }
+  for (auto& reading : readings) {
+    auto& vm = found[owner.at(reading.pid)].vm;
+    vm.threads.push_back(make_vm_thread(std::move(reading), vm));
+  }
+  // A VM with no thread read exited while we looked.
+  std::erase_if(found, [](const FoundVm& vm) { return vm.vm.threads.empty(); });
+  for (auto& [vm, vhost] : found) {
+    assign_vcpus(vm, options, qmp_answers);
+    sort_threads(vm.threads);
+  }
+  for (auto& note : source.take_notes()) notes.push_back(std::move(note));
+  return found;
+}
+
+}  // namespace vcpumap
