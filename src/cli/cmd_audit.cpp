@@ -8,6 +8,7 @@
 
 #include "audit/audit.h"
 #include "cli/options.h"
+#include "util/duration.h"
 #include "util/text.h"
 #include "views/audit_view.h"
 #include "views/json.h"
@@ -35,17 +36,11 @@ int run_audit(const GlobalOptions& global, const AuditArguments& arguments) {
         fmt::format("--fail-on '{}' is not a severity (write error, warning or info)",
                     printable(arguments.fail_on)));
   }
-  double seconds = 0;
-  const auto& text = arguments.watch;
-  const auto parsed = std::from_chars(text.data(), text.data() + text.size(), seconds);
-  if (parsed.ec != std::errc{} || parsed.ptr != text.data() + text.size() ||
-      !std::isfinite(seconds) || seconds < 0 || seconds > 86400) {
-    return could_not_run(fmt::format(
-        "--watch '{}' is not a number of seconds (write e.g. 5 or 0.5)", printable(text)));
-  }
+  const auto watch = parse_duration(arguments.watch, true);
+  if (!watch) return could_not_run(fmt::format("--watch: {}", watch.error().message));
   audit::GatherOptions options;
   options.snapshot = global.snapshot_options();
-  options.watch = std::chrono::milliseconds(static_cast<long>(std::lround(seconds * 1000)));
+  options.watch = std::chrono::duration_cast<std::chrono::milliseconds>(*watch);
   auto input = audit::look(options);
   if (!input) return could_not_run(input.error().message);
   // Resolve names before watching, so a typo fails at once.
@@ -88,7 +83,8 @@ void add_audit_command(CLI::App& app, const GlobalOptions& global, int& exit_cod
       ->type_name("VM");
   command
       ->add_option("--watch", arguments->watch,
-                   "also watch threads for SECS (sampling every 100 ms) and check where they ran")
+                   "also watch threads for DURATION (5, 0.5, 30s, 5m; sampling every 100 ms) and "
+                   "check where they ran")
       ->type_name("SECS");
   command
       ->add_option("--fail-on", arguments->fail_on,

@@ -12,7 +12,9 @@
 #include "cli/cmd_report.h"
 #include "cli/options.h"
 #include "record/recorder.h"
+#include "util/duration.h"
 #include "util/fd.h"
+#include "util/version.h"
 #include "views/json.h"
 
 namespace vcpumap::cli {
@@ -58,8 +60,8 @@ int run_record(const GlobalOptions& global, const RecordCliOptions& cli) {
   options.output = cli.output;
   options.mode = cli.exact ? record::Mode::exact : record::Mode::sampled;
   options.vms = cli.vms;
-  options.tool_version = "vcpumap 0.1.0";
-  auto interval = record::parse_duration(cli.interval);
+  options.tool_version = fmt::format("vcpumap {}", kVersion);
+  auto interval = parse_duration(cli.interval);
   if (!interval) return report_error(interval.error());
   if (*interval < std::chrono::milliseconds(1)) {
     return report_error(make_error(ExitCode::bad_input,
@@ -67,7 +69,7 @@ int run_record(const GlobalOptions& global, const RecordCliOptions& cli) {
   }
   options.interval = *interval;
   if (!cli.duration.empty()) {
-    auto duration = record::parse_duration(cli.duration);
+    auto duration = parse_duration(cli.duration);
     if (!duration) return report_error(duration.error());
     options.duration = *duration;
   }

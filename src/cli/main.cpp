@@ -5,6 +5,7 @@
 #include <exception>
 
 #include "cli/options.h"
+#include "util/version.h"
 
 int main(int argc, char** argv) {
   using namespace vcpumap::cli;
@@ -12,7 +13,7 @@ int main(int argc, char** argv) {
   int exit_code = 0;
 
   CLI::App app{"vcpumap: where every virtual CPU runs", "vcpumap"};
-  app.set_version_flag("--version", "vcpumap 0.1.0");
+  app.set_version_flag("--version", fmt::format("vcpumap {}", vcpumap::kVersion));
   app.fallthrough();
   app.require_subcommand(0, 1);
   app.add_option("--root", global.root,
@@ -26,6 +27,14 @@ int main(int argc, char** argv) {
                  "libvirt URI (default: LIBVIRT_DEFAULT_URI, else qemu:///system)")
       ->type_name("URI");
   app.add_flag("--no-libvirt", global.no_libvirt, "do not ask libvirt; read VMs from /proc alone");
+  app.add_option_function<std::string>(
+         "--source",
+         [&global](const std::string& text) {
+           global.source = *vcpumap::parse_source_choice(text);
+         },
+         "where threads' facts are read: auto (bpf where it works, else procfs), bpf, procfs")
+      ->type_name("SOURCE")
+      ->check(CLI::IsMember({"auto", "bpf", "procfs"}));
 
   add_list_command(app, global, exit_code);
   add_vcpuinfo_command(app, global, exit_code);
@@ -41,7 +50,8 @@ int main(int argc, char** argv) {
     app.parse(argc, argv);
     if (app.get_subcommands().empty()) exit_code = run_list(global);
   } catch (const CLI::ParseError& error) {
-    return app.exit(error);
+    // --help and --version exit 0; a bad command line is bad input (2), as for every command.
+    return app.exit(error) == 0 ? 0 : static_cast<int>(vcpumap::ExitCode::bad_input);
   } catch (const std::exception& error) {
     fmt::print(stderr, "vcpumap: {}\n", error.what());
     return 1;

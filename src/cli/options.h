@@ -14,11 +14,14 @@ struct GlobalOptions {
   std::string root = "/";
   bool json = false;
   std::vector<std::string> qmp_sockets;
-  std::string connect_uri;  // libvirt URI (--connect)
-  bool no_libvirt = false;  // --no-libvirt: /proc alone
+  std::string connect_uri;                        // libvirt URI (--connect)
+  bool no_libvirt = false;                        // --no-libvirt: /proc alone
+  SourceChoice source = SourceChoice::automatic;  // --source
 
   SnapshotOptions snapshot_options() const {
-    return {root, qmp_sockets, true, !no_libvirt, connect_uri};
+    SnapshotOptions options{root, qmp_sockets, true, !no_libvirt, connect_uri};
+    options.source = source;
+    return options;
   }
 };
 

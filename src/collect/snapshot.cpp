@@ -69,7 +69,6 @@ Result<Snapshot> take_snapshot(const SnapshotOptions& options, ThreadSource& sou
   auto found = find_vms(source, options, {}, snapshot.notes);
   if (!found) return found.error();
   for (auto& [vm, vhost] : *found) {
-    if (options.tick_times) source.read_tick_times(vm.threads, vm.pid);
     if (vhost_pids != nullptr && !vhost.empty()) (*vhost_pids)[vm.pid] = std::move(vhost);
     snapshot.vms.push_back(std::move(vm));
   }

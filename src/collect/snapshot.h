@@ -30,9 +30,6 @@ struct SnapshotOptions {
   bool use_libvirt = true;  // ask libvirt too (only when root is this machine's own)
   std::string libvirt_uri;  // empty: LIBVIRT_DEFAULT_URI, else qemu:///system
   SourceChoice source = SourceChoice::automatic;
-  // Read stat's utime/stime ticks for every thread even where the source does not (virsh's
-  // "CPU time" is made of them).
-  bool tick_times = false;
 };
 
 // Options that read the tree under `root` alone: its /proc and /sys, no libvirt, no QMP.

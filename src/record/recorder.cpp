@@ -61,30 +61,6 @@ Status record_sampled(const RecordOptions& options, Session& session, Sampler& s
 
 }  // namespace
 
-Result<std::chrono::nanoseconds> parse_duration(std::string_view text) {
-  std::size_t unit_at = 0;
-  while (unit_at < text.size() &&
-         (std::isdigit(static_cast<unsigned char>(text[unit_at])) || text[unit_at] == '.')) {
-    ++unit_at;
-  }
-  const std::string number(text.substr(0, unit_at));
-  const std::string_view unit = text.substr(unit_at);
-  double scale = 0;
-  if (unit.empty() || unit == "s") scale = 1e9;
-  if (unit == "ms") scale = 1e6;
-  if (unit == "us") scale = 1e3;
-  if (unit == "m" || unit == "min") scale = 60e9;
-  if (unit == "h") scale = 3600e9;
-  char* end = nullptr;
-  const double value = number.empty() ? -1 : std::strtod(number.c_str(), &end);
-  if (scale == 0 || value <= 0 || end != number.c_str() + number.size() || !std::isfinite(value)) {
-    return make_error(ExitCode::bad_input,
-                      "bad duration '{}': use e.g. 50ms, 2s, 5m or 1h (a bare number is seconds)",
-                      text);
-  }
-  return std::chrono::nanoseconds(static_cast<std::int64_t>(std::llround(value * scale)));
-}
-
 bool Session::wanted(const Vm& vm) const {
   if (options_.vms.empty()) return vm.pid > 0;
   return std::find(chosen_pids_.begin(), chosen_pids_.end(), vm.pid) != chosen_pids_.end();

@@ -46,7 +46,4 @@ using ProgressCallback = std::function<void(const RecordProgress&)>;
 Result<RecordProgress> run_recording(const RecordOptions& options, int stop_fd,
                                      const ProgressCallback& progress);
 
-// Parses a duration: "50ms", "2s", "5m", "1h", "1.5s"; a bare number is seconds.
-Result<std::chrono::nanoseconds> parse_duration(std::string_view text);
-
 }  // namespace vcpumap::record

@@ -9,6 +9,7 @@
 
 #include "serve/snapshot_cache.h"
 #include "util/result.h"
+#include "util/version.h"
 
 namespace vcpumap::serve {
 
@@ -22,7 +23,7 @@ struct ServeOptions {
   std::chrono::milliseconds cache_max_age{1000};
   std::size_t max_connections = 64;          // connections served at once; the rest wait
   std::chrono::seconds request_timeout{10};  // for reading a request and writing the reply
-  std::string version = "0.1.0";
+  std::string version = kVersion;
 };
 
 struct ListenAddress {

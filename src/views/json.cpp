@@ -114,6 +114,7 @@ json snapshot_head_json(const Snapshot& snapshot) {
   return {{"host", host_json(snapshot.topology)},
           {"vms", json::array()},
           {"notes", std::move(notes)},
+          {"source", snapshot.source},
           {"time_unix_ms", wall_ms}};
 }
 
@@ -140,12 +141,13 @@ void write_snapshot_json(const Snapshot& snapshot,
   sink("]}");
 }
 
-json threads_json(const Vm& vm) {
+json threads_json(const Vm& vm, const Snapshot& snapshot) {
   json threads = json::array();
   for (const auto& thread : vm.threads) threads.push_back(thread_json(thread));
   return {{"vm",
            {{"pid", vm.pid}, {"name", string_or_null(vm.name)}, {"uuid", string_or_null(vm.uuid)}}},
-          {"threads", std::move(threads)}};
+          {"threads", std::move(threads)},
+          {"source", snapshot.source}};
 }
 
 }  // namespace vcpumap::views

@@ -21,13 +21,13 @@ nlohmann::json host_json(const Topology& topology);
 nlohmann::json thread_json(const VmThread& thread);
 // One VM: identity, vCPUs, emulator threads and I/O threads.
 nlohmann::json vm_json(const Vm& vm);
-// The `list --json` document: {"host": ..., "vms": [...], "notes": [...]}.
+// The `list --json` document: {"host": ..., "vms": [...], "notes": [...], "source": "bpf"}.
 nlohmann::json snapshot_json(const Snapshot& snapshot);
 // The same document as dump_json(snapshot_json(snapshot)), written a VM at a time to `sink`:
 // the whole tree of 20,000 threads would take about 60 MiB, one VM's a few KiB.
 void write_snapshot_json(const Snapshot& snapshot,
                          const std::function<void(std::string_view)>& sink);
-// The `threads VM --json` document: {"vm": ..., "threads": [...]}.
-nlohmann::json threads_json(const Vm& vm);
+// The `threads VM --json` document: {"vm": ..., "threads": [...], "source": ...}.
+nlohmann::json threads_json(const Vm& vm, const Snapshot& snapshot);
 
 }  // namespace vcpumap::views

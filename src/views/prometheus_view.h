@@ -8,6 +8,7 @@
 #include <string_view>
 
 #include "core/model.h"
+#include "util/version.h"
 
 namespace vcpumap::views {
 
@@ -21,7 +22,7 @@ struct ExporterStats {
   std::uint64_t snapshots_total = 0;  // snapshots taken since start (each one reads /proc once)
   std::uint64_t errors_total = 0;     // snapshots that failed since start
   bool success = true;                // false: the last snapshot failed and only these show
-  std::string version = "0.1.0";      // vcpumap's version, for vcpumap_build_info
+  std::string version = kVersion;     // vcpumap's version, for vcpumap_build_info
 };
 
 // A label value as the text format wants it: `\` `"` and newline escaped, invalid UTF-8 bytes

@@ -9,6 +9,9 @@
 
 #include <fmt/format.h>
 
+#include "util/duration.h"
+#include "util/text.h"
+
 namespace vcpumap::views {
 namespace {
 
@@ -168,13 +171,12 @@ Status run_top_screen(Sampler& sampler, TopSettings& settings, int iterations) {
           break;
         case 'd': {
           const auto text = prompt(fmt::format("delay in seconds [{:g}]: ", settings.delay_s));
-          double delay = 0;
-          const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), delay);
           if (text.empty()) break;
-          if (error != std::errc{} || end != text.data() + text.size() || delay < 0.1 ||
-              delay > 86400) {
-            view.message =
-                fmt::format("'{}' is not a delay: give seconds from 0.1, e.g. 1.5", text);
+          const auto parsed = parse_duration(text);
+          const double delay = parsed ? std::chrono::duration<double>(*parsed).count() : 0;
+          if (!parsed || delay < 0.1 || delay > 86400) {
+            view.message = fmt::format(
+                "'{}' is not a delay: give seconds from 0.1, e.g. 1.5 or 500ms", printable(text));
           } else {
             settings.delay_s = delay;
             next = Clock::now() + std::chrono::duration_cast<Clock::duration>(

@@ -373,6 +373,7 @@ nlohmann::json top_json(const Sample& sample) {
       fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z", utc.tm_year + 1900, utc.tm_mon + 1,
                   utc.tm_mday, utc.tm_hour, utc.tm_min, utc.tm_sec, millis);
   document["sequence"] = sample.sequence;
+  document["source"] = sample.snapshot.source;
   document["interval_s"] = sample.interval_s;
   json cpus = json::array();
   for (const auto& load : sample.cpus) {

@@ -71,7 +71,7 @@ TEST(Snapshot, HostileNamesKeepJsonValidAndTextOnOneLine) {
   tree.add_process(100, kQemuArgv, qemu_threads());
   auto snapshot = take_snapshot(options_for_root(tree.root()));
   ASSERT_TRUE(snapshot);
-  const auto text = views::dump_json(views::threads_json(snapshot->vms[0]));
+  const auto text = views::dump_json(views::threads_json(snapshot->vms[0], *snapshot));
   const auto parsed = nlohmann::json::parse(text, nullptr, false);
   ASSERT_FALSE(parsed.is_discarded()) << text;
   EXPECT_EQ(parsed["threads"].size(), 8U);
