@@ -1,0 +1,421 @@
+#include "sources/bpf/task_reader.h"
+
+#include <sched.h>
+#include <sys/mman.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <bit>
+#include <cerrno>
+#include <cstring>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "sources/bpf/records.h"
+#include "sources/bpf/threads_seq.skel.h"
+#include "sources/bpf/threads_syscall.skel.h"
+#include "util/fd.h"
+
+namespace vcpumap::bpf {
+namespace {
+
+// libbpf prints its warnings and verifier logs to stderr by default; a tool whose output is
+// parsed must not, and every failure is reported as a Result instead.
+int silent_libbpf_print(enum libbpf_print_level, const char*, va_list) {
+  return 0;
+}
+
+std::string kernel_release() {
+  struct utsname name {};
+  if (::uname(&name) != 0) return "unknown";
+  return name.release;
+}
+
+// One line saying why loading failed and what would make it work.
+Error load_error(Walker walker, int error) {
+  if (::access("/sys/kernel/btf/vmlinux", R_OK) != 0) {
+    return make_error(ExitCode::failure,
+                      "BPF {}: the kernel has no BTF (/sys/kernel/btf/vmlinux); it needs a kernel "
+                      "built with CONFIG_DEBUG_INFO_BTF",
+                      walker_name(walker));
+  }
+  if (error == EPERM || error == EACCES) {
+    return make_error(ExitCode::failure,
+                      "BPF {}: loading BPF programs was refused ({}); run as root or with "
+                      "CAP_BPF and CAP_PERFMON",
+                      walker_name(walker), std::strerror(error));
+  }
+  const char* needs =
+      walker == Walker::open_coded_iterator ? "kernel 6.7 or later" : "kernel 6.1 or later";
+  return make_error(ExitCode::failure, "BPF {}: the programs did not load on kernel {} ({}); {}",
+                    walker_name(walker), kernel_release(), std::strerror(error), needs);
+}
+
+// An mmapped BPF array map (BPF_F_MMAPABLE), unmapped on destruction.
+class MappedArray {
+ public:
+  MappedArray() = default;
+  MappedArray(const MappedArray&) = delete;
+  MappedArray& operator=(const MappedArray&) = delete;
+  ~MappedArray() {
+    if (base_ != nullptr) ::munmap(base_, size_);
+  }
+  // Maps `map` whole; false with errno set on failure.
+  bool map(const struct bpf_map* map, int protection) {
+    // The kernel lays array elements out at round_up(value_size, 8) (kernel/bpf/arraymap.c).
+    const std::size_t stride = (bpf_map__value_size(map) + 7) & ~std::size_t{7};
+    const auto page = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
+    size_ = (stride * bpf_map__max_entries(map) + page - 1) / page * page;
+    void* base = ::mmap(nullptr, size_, protection, MAP_SHARED, bpf_map__fd(map), 0);
+    if (base == MAP_FAILED) return false;
+    base_ = base;
+    return true;
+  }
+  template <typename T>
+  T* as() const {
+    return static_cast<T*>(base_);
+  }
+
+ private:
+  void* base_ = nullptr;
+  std::size_t size_ = 0;
+};
+
+// USER_HZ ticks from nanoseconds, as the kernel's nsec_to_clock_t() for stat field 22.
+std::uint64_t ns_per_tick() {
+  const long hz = ::sysconf(_SC_CLK_TCK);
+  return hz > 0 ? 1'000'000'000ULL / static_cast<std::uint64_t>(hz) : 10'000'000ULL;
+}
+
+// A thread's mask for CPUs past the record's 256, from sched_getaffinity (what it equals for the
+// CPUs both cover); false when the thread has gone.
+bool affinity_from_kernel(int tid, CpuSet& cpus) {
+  const int width = CpuSet::kMaxCpu;
+  cpu_set_t* mask = CPU_ALLOC(width);
+  if (mask == nullptr) return false;
+  const auto size = CPU_ALLOC_SIZE(width);
+  CPU_ZERO_S(size, mask);
+  const bool ok = ::sched_getaffinity(tid, size, mask) == 0;
+  cpus = CpuSet();
+  if (ok) {
+    for (int cpu = 0; cpu < width; ++cpu) {
+      if (CPU_ISSET_S(cpu, size, mask)) cpus.add(cpu);
+    }
+  }
+  CPU_FREE(mask);
+  return ok;
+}
+
+std::string comm_of(const char (&comm)[16]) {
+  return std::string(comm, ::strnlen(comm, 16));
+}
+
+// Raw kernel values to a TaskRecord; false when the thread went away meanwhile.
+class RecordConverter {
+ public:
+  explicit RecordConverter(std::uint64_t ns_per_tick) : ns_per_tick_(ns_per_tick) {}
+
+  bool convert(const vcpumap_task_record& raw, bool has_sched_info, TaskRecord& record) {
+    record.tgid = raw.tgid;
+    record.tid = raw.tid;
+    record.start_time_ticks = raw.start_boottime_ns / ns_per_tick_;
+    record.state = task_state_letter(raw.state, raw.exit_state);
+    record.cpu = raw.cpu;
+    record.cpu_time_ns = raw.sum_exec_runtime;
+    record.has_sched_info = has_sched_info;
+    record.run_delay_ns = raw.run_delay;
+    record.timeslices = raw.pcount;
+    record.migrations = raw.nr_migrations;
+    record.nvcsw = raw.nvcsw;
+    record.nivcsw = raw.nivcsw;
+    record.nr_cpus_allowed = raw.nr_cpus_allowed;
+    record.comm.assign(raw.comm, ::strnlen(raw.comm, sizeof(raw.comm)));
+    int in_record = 0;
+    for (const auto word : raw.cpus_mask) in_record += std::popcount(word);
+    if (in_record < raw.nr_cpus_allowed) return affinity_from_kernel(raw.tid, record.affinity);
+    // The threads of a VM mostly share a mask: copying the last set reuses the record's storage.
+    if (!std::equal(std::begin(raw.cpus_mask), std::end(raw.cpus_mask), last_mask_)) {
+      last_affinity_ = CpuSet();
+      for (int word = 0; word < VCPUMAP_MASK_WORDS; ++word) {
+        for (auto bits = raw.cpus_mask[word]; bits != 0; bits &= bits - 1) {
+          last_affinity_.add(word * 64 + std::countr_zero(bits));
+        }
+      }
+      std::copy(std::begin(raw.cpus_mask), std::end(raw.cpus_mask), last_mask_);
+    }
+    record.affinity = last_affinity_;
+    return true;
+  }
+
+ private:
+  std::uint64_t ns_per_tick_;
+  std::uint64_t last_mask_[VCPUMAP_MASK_WORDS] = {};
+  CpuSet last_affinity_;
+};
+
+// Appends `raw` to `threads` at `count`, reusing an element already there.
+void append(RecordConverter& converter, const vcpumap_task_record& raw, bool has_sched_info,
+            std::vector<TaskRecord>& threads, std::size_t& count) {
+  if (count == threads.size()) threads.emplace_back();
+  if (converter.convert(raw, has_sched_info, threads[count])) ++count;
+}
+
+ProcessRecord process_of(const vcpumap_process_record& raw, std::uint64_t ns_per_tick) {
+  constexpr std::uint32_t kPfKthread = 0x00200000;  // include/linux/sched.h
+  return ProcessRecord{raw.tgid, raw.start_boottime_ns / ns_per_tick, comm_of(raw.comm),
+                       raw.nr_threads, (raw.task_flags & kPfKthread) != 0};
+}
+
+// Reads an iterator's seq file to its end into `bytes` (reusing its capacity).
+Status read_iterator(int link_fd, std::string& bytes, const char* what) {
+  bytes.clear();
+  Fd iterator(bpf_iter_create(link_fd));
+  if (!iterator.valid()) {
+    return make_error(ExitCode::failure, "BPF iter/task: cannot start a walk of {}: {}", what,
+                      std::strerror(errno));
+  }
+  constexpr std::size_t kChunk = 64 * 1024;
+  for (;;) {
+    const std::size_t used = bytes.size();
+    bytes.resize(used + kChunk);
+    const ssize_t got = ::read(iterator.get(), bytes.data() + used, kChunk);
+    if (got < 0 && errno == EINTR) {
+      bytes.resize(used);
+      continue;
+    }
+    if (got < 0) {
+      bytes.resize(used);
+      return make_error(ExitCode::failure, "BPF iter/task: reading the walk of {} failed: {}", what,
+                        std::strerror(errno));
+    }
+    bytes.resize(used + static_cast<std::size_t>(got));
+    if (got == 0) return Ok{};
+  }
+}
+
+}  // namespace
+
+const char* walker_name(Walker walker) {
+  return walker == Walker::open_coded_iterator ? "open-coded" : "iter/task";
+}
+
+char task_state_letter(std::uint32_t state, std::uint32_t exit_state) {
+  // include/linux/sched.h: the reported bits, TASK_IDLE, and the states reported as 'D'.
+  constexpr std::uint32_t kTaskUninterruptible = 0x0002;
+  constexpr std::uint32_t kTaskReport = 0x007f;  // S D T t X Z P
+  constexpr std::uint32_t kTaskReportIdle = kTaskReport + 1;
+  constexpr std::uint32_t kTaskIdle = kTaskUninterruptible | 0x0400;  // | TASK_NOLOAD
+  constexpr std::uint32_t kTaskRtlockWait = 0x1000;
+  constexpr std::uint32_t kTaskFrozen = 0x8000;
+  std::uint32_t reported = (state | exit_state) & kTaskReport;
+  if ((state & kTaskIdle) == kTaskIdle) reported = kTaskReportIdle;
+  if ((state & kTaskRtlockWait) != 0 || (state & kTaskFrozen) != 0) {
+    reported = kTaskUninterruptible;
+  }
+  // task_index_to_char(fls(reported)).
+  constexpr char kLetters[] = "RSDTtXZPI";
+  const int index = 32 - std::countl_zero(reported);
+  return kLetters[index];
+}
+
+// The loaded programs of one walker and the maps they write.
+struct TaskReader::Programs {
+  Programs() = default;
+  Programs(const Programs&) = delete;
+  Programs& operator=(const Programs&) = delete;
+  ~Programs() {
+    threads_syscall__destroy(syscall);
+    threads_seq__destroy(seq);
+  }
+
+  threads_syscall* syscall = nullptr;  // open-coded walker
+  MappedArray tgids, threads, processes;
+  threads_seq* seq = nullptr;  // seq-file walker
+  std::string bytes;           // the seq file's text, reused
+  RecordConverter converter{ns_per_tick()};
+};
+
+TaskReader::TaskReader(Walker walker, std::unique_ptr<Programs> programs)
+    : walker_(walker), programs_(std::move(programs)) {}
+
+TaskReader::~TaskReader() = default;
+
+Result<std::unique_ptr<TaskReader>> TaskReader::open(Walker walker) {
+  libbpf_set_print(silent_libbpf_print);
+  auto programs = std::make_unique<Programs>();
+  if (walker == Walker::open_coded_iterator) {
+    programs->syscall = threads_syscall__open();
+    if (programs->syscall == nullptr) return load_error(walker, errno);
+    if (const int error = threads_syscall__load(programs->syscall); error != 0) {
+      return load_error(walker, -error);
+    }
+    auto& maps = programs->syscall->maps;
+    if (!programs->tgids.map(maps.tgids, PROT_READ | PROT_WRITE) ||
+        !programs->threads.map(maps.threads, PROT_READ) ||
+        !programs->processes.map(maps.processes, PROT_READ)) {
+      return make_error(ExitCode::failure, "BPF open-coded: cannot mmap its record arrays: {}",
+                        std::strerror(errno));
+    }
+  } else {
+    programs->seq = threads_seq__open();
+    if (programs->seq == nullptr) return load_error(walker, errno);
+    if (const int error = threads_seq__load(programs->seq); error != 0) {
+      return load_error(walker, -error);
+    }
+  }
+  return std::unique_ptr<TaskReader>(new TaskReader(walker, std::move(programs)));
+}
+
+Status TaskReader::read_threads(std::span<const int> tgids, std::vector<TaskRecord>& threads) {
+  Programs& p = *programs_;
+  std::size_t count = 0;
+  if (walker_ == Walker::open_coded_iterator) {
+    auto* bss = p.syscall->bss;
+    const int program = bpf_program__fd(p.syscall->progs.read_threads);
+    auto* slots = p.tgids.as<std::uint64_t>();
+    const vcpumap_task_record* records = p.threads.as<const vcpumap_task_record>();
+    // Batches of the tgid array's size; within one, a run stops before a process that does not
+    // fit in the thread array and the next run starts from it.
+    for (std::size_t batch = 0; batch < tgids.size(); batch += VCPUMAP_MAX_TGIDS) {
+      const std::size_t batch_size = std::min<std::size_t>(VCPUMAP_MAX_TGIDS, tgids.size() - batch);
+      for (std::size_t i = 0; i < batch_size; ++i) {
+        slots[i] = static_cast<std::uint32_t>(tgids[batch + i]);
+      }
+      std::uint32_t first = 0;
+      while (first < batch_size) {
+        bss->first_tgid = first;
+        bss->nr_tgids = static_cast<std::uint32_t>(batch_size) - first;
+        LIBBPF_OPTS(bpf_test_run_opts, run);
+        if (bpf_prog_test_run_opts(program, &run) != 0) {
+          return make_error(ExitCode::failure, "BPF open-coded: running the walk failed: {}",
+                            std::strerror(errno));
+        }
+        const bool has_sched_info = bss->has_sched_info != 0;
+        for (std::uint32_t i = 0; i < bss->nr_records; ++i) {
+          append(p.converter, records[i], has_sched_info, threads, count);
+        }
+        if (bss->next_tgid == first) {
+          return make_error(ExitCode::failure,
+                            "BPF open-coded: process {} has more than {} threads; read it with "
+                            "--source procfs",
+                            tgids[batch + first], VCPUMAP_MAX_THREADS);
+        }
+        first = bss->next_tgid;
+      }
+    }
+  } else {
+    const vcpumap_task_record* raw = nullptr;
+    for (const int tgid : tgids) {
+      union bpf_iter_link_info link_info;
+      std::memset(&link_info, 0, sizeof(link_info));
+      link_info.task.pid = static_cast<std::uint32_t>(tgid);
+      LIBBPF_OPTS(bpf_iter_attach_opts, attach, .link_info = &link_info,
+                  .link_info_len = sizeof(link_info));
+      struct bpf_link* link = bpf_program__attach_iter(p.seq->progs.emit_thread, &attach);
+      if (link == nullptr) {
+        if (errno == ESRCH || errno == ENOENT) continue;  // the process has gone
+        return make_error(ExitCode::failure, "BPF iter/task: cannot walk process {}: {}", tgid,
+                          std::strerror(errno));
+      }
+      const std::string what = fmt::format("process {}", tgid);
+      const Status status = read_iterator(bpf_link__fd(link), p.bytes, what.c_str());
+      bpf_link__destroy(link);
+      if (!status) return status.error();
+      const std::size_t n = p.bytes.size() / sizeof(vcpumap_task_record);
+      const bool has_sched_info = p.seq->bss->has_sched_info != 0;
+      raw = reinterpret_cast<const vcpumap_task_record*>(p.bytes.data());
+      for (std::size_t i = 0; i < n; ++i) {
+        vcpumap_task_record record;  // the string's bytes need not be aligned for the struct
+        std::memcpy(&record, raw + i, sizeof(record));
+        if (record.tgid == tgid) append(p.converter, record, has_sched_info, threads, count);
+      }
+    }
+  }
+  threads.resize(count);
+  return Ok{};
+}
+
+Result<std::vector<TaskRecord>> TaskReader::read_threads(std::span<const int> tgids) {
+  std::vector<TaskRecord> threads;
+  if (const Status status = read_threads(tgids, threads); !status) return status.error();
+  return threads;
+}
+
+Result<std::vector<ProcessRecord>> TaskReader::list_processes() {
+  Programs& p = *programs_;
+  const std::uint64_t tick = ns_per_tick();
+  std::vector<ProcessRecord> processes;
+  if (walker_ == Walker::open_coded_iterator) {
+    LIBBPF_OPTS(bpf_test_run_opts, run);
+    if (bpf_prog_test_run_opts(bpf_program__fd(p.syscall->progs.list_processes), &run) != 0) {
+      return make_error(ExitCode::failure, "BPF open-coded: listing processes failed: {}",
+                        std::strerror(errno));
+    }
+    if (p.syscall->bss->processes_truncated != 0) {
+      return make_error(ExitCode::failure,
+                        "BPF open-coded: more than {} processes; list them with --source procfs",
+                        VCPUMAP_MAX_PROCESSES);
+    }
+    const auto* records = p.processes.as<const vcpumap_process_record>();
+    processes.reserve(p.syscall->bss->nr_processes);
+    for (std::uint32_t i = 0; i < p.syscall->bss->nr_processes; ++i) {
+      processes.push_back(process_of(records[i], tick));
+    }
+    return processes;
+  }
+  struct bpf_link* link = bpf_program__attach_iter(p.seq->progs.emit_process, nullptr);
+  if (link == nullptr) {
+    return make_error(ExitCode::failure, "BPF iter/task: cannot walk the processes: {}",
+                      std::strerror(errno));
+  }
+  const Status status = read_iterator(bpf_link__fd(link), p.bytes, "every process");
+  bpf_link__destroy(link);
+  if (!status) return status.error();
+  const std::size_t n = p.bytes.size() / sizeof(vcpumap_process_record);
+  processes.reserve(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    vcpumap_process_record record;
+    std::memcpy(&record, p.bytes.data() + i * sizeof(record), sizeof(record));
+    processes.push_back(process_of(record, tick));
+  }
+  return processes;
+}
+
+std::optional<TaskReader::ProgramStats> TaskReader::thread_program_stats() const {
+  const struct bpf_program* program = walker_ == Walker::open_coded_iterator
+                                          ? programs_->syscall->progs.read_threads
+                                          : programs_->seq->progs.emit_thread;
+  struct bpf_prog_info info;
+  std::memset(&info, 0, sizeof(info));
+  std::uint32_t length = sizeof(info);
+  if (bpf_obj_get_info_by_fd(bpf_program__fd(program), &info, &length) != 0) return std::nullopt;
+  return ProgramStats{info.run_time_ns, info.run_cnt};
+}
+
+Result<Fd> enable_program_stats() {
+  Fd stats(bpf_enable_stats(BPF_STATS_RUN_TIME));
+  if (!stats.valid()) {
+    return make_error(ExitCode::failure, "BPF_ENABLE_STATS failed: {}", std::strerror(errno));
+  }
+  return stats;
+}
+
+Probe probe(Walker walker) {
+  auto reader = TaskReader::open(walker);
+  if (!reader) return Probe{false, reader.error().message};
+  // Loading is not enough: the walk must find this very thread.
+  const int self = static_cast<int>(::getpid());
+  auto threads = (*reader)->read_threads(std::span<const int>(&self, 1));
+  if (!threads) return Probe{false, threads.error().message};
+  const bool found = std::any_of(threads->begin(), threads->end(),
+                                 [&](const TaskRecord& thread) { return thread.tid == self; });
+  if (!found) {
+    return Probe{false, fmt::format("BPF {}: the programs loaded but did not see this process",
+                                    walker_name(walker))};
+  }
+  return Probe{true, fmt::format("BPF {} loads and reads threads", walker_name(walker))};
+}
+
+}  // namespace vcpumap::bpf
