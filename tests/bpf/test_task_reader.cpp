@@ -1,0 +1,239 @@
+// The BPF engine against the real kernel: every walker's records equal what procfs shows for a
+// frozen fake guest, gone processes give nothing, and an unprivileged caller gets one line.
+#include <grp.h>
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+#include <string>
+
+#include "guests.h"
+#include "sources/bpf/task_reader.h"
+
+namespace vcpumap::bpf {
+namespace {
+
+using testing::FakeGuests;
+
+constexpr int kVcpus = 4;
+
+// One frozen guest for the whole suite: starting it costs more than the checks.
+class FrozenGuest : public ::testing::Environment {
+ public:
+  void SetUp() override {
+    guests_ = std::make_unique<FakeGuests>(VCPUMAP_FAKE_GUEST, 1, kVcpus);
+    frozen_ = !guests_->pids().empty() && guests_->freeze();
+  }
+  void TearDown() override { guests_.reset(); }
+  static int pid() { return frozen_ ? guests_->pids().front() : -1; }
+
+ private:
+  static inline std::unique_ptr<FakeGuests> guests_;
+  static inline bool frozen_ = false;
+};
+
+class TaskReaderTest : public ::testing::TestWithParam<Walker> {
+ protected:
+  void SetUp() override {
+    if (::geteuid() != 0) GTEST_SKIP() << "loading BPF programs needs root";
+    ASSERT_GT(FrozenGuest::pid(), 0) << "the fake guest did not start or freeze";
+    auto reader = TaskReader::open(GetParam());
+    ASSERT_TRUE(reader) << reader.error().message;
+    reader_ = std::move(*reader);
+  }
+  std::unique_ptr<TaskReader> reader_;
+};
+
+TEST_P(TaskReaderTest, EveryThreadEqualsProcfs) {
+  const int pid = FrozenGuest::pid();
+  const auto tids = testing::proc_tids(pid);
+  ASSERT_EQ(tids.size(), 1U + kVcpus);
+  auto records = reader_->read_threads(std::span<const int>(&pid, 1));
+  ASSERT_TRUE(records) << records.error().message;
+  ASSERT_EQ(records->size(), tids.size());
+  for (const TaskRecord& record : *records) {
+    SCOPED_TRACE("tid " + std::to_string(record.tid));
+    const auto proc = testing::read_proc_thread(pid, record.tid);
+    ASSERT_TRUE(proc);
+    EXPECT_EQ(record.tgid, pid);
+    EXPECT_EQ(record.state, proc->state);
+    EXPECT_EQ(record.state, 'T');
+    EXPECT_EQ(record.cpu, proc->cpu);
+    EXPECT_EQ(record.start_time_ticks, proc->start_time_ticks);
+    EXPECT_TRUE(record.has_sched_info);
+    EXPECT_EQ(record.cpu_time_ns, proc->cpu_time_ns);
+    EXPECT_EQ(record.run_delay_ns, proc->run_delay_ns);
+    EXPECT_EQ(record.timeslices, proc->timeslices);
+    EXPECT_EQ(record.migrations, proc->migrations);
+    EXPECT_EQ(record.nvcsw, proc->nvcsw);
+    EXPECT_EQ(record.nivcsw, proc->nivcsw);
+    EXPECT_EQ(record.affinity.to_list(), proc->affinity.to_list());
+    EXPECT_EQ(record.nr_cpus_allowed, proc->affinity.count());
+    EXPECT_EQ(record.comm, proc->comm);
+  }
+  std::vector<int> seen;
+  for (const TaskRecord& record : *records) seen.push_back(record.tid);
+  std::sort(seen.begin(), seen.end());
+  EXPECT_EQ(seen, tids);
+}
+
+TEST_P(TaskReaderTest, VcpuThreadsKeepTheirNames) {
+  const int pid = FrozenGuest::pid();
+  auto records = reader_->read_threads(std::span<const int>(&pid, 1));
+  ASSERT_TRUE(records) << records.error().message;
+  int vcpus = 0;
+  for (const TaskRecord& record : *records) vcpus += record.comm.rfind("CPU ", 0) == 0;
+  EXPECT_EQ(vcpus, kVcpus);
+}
+
+TEST_P(TaskReaderTest, GoneProcessAndThreadIdsGiveNoRecords) {
+  const pid_t child = ::fork();
+  if (child == 0) ::_exit(0);
+  ASSERT_GT(child, 0);
+  ASSERT_EQ(::waitpid(child, nullptr, 0), child);  // reaped: its pid names nothing now
+  const int pid = FrozenGuest::pid();
+  const int thread = testing::proc_tids(pid).back();  // a vCPU thread, not a process
+  ASSERT_NE(thread, pid);
+  const int tgids[] = {child, thread, pid, child};
+  auto records = reader_->read_threads(tgids);
+  ASSERT_TRUE(records) << records.error().message;
+  EXPECT_EQ(records->size(), 1U + kVcpus);  // the guest's threads only
+  for (const TaskRecord& record : *records) EXPECT_EQ(record.tgid, pid);
+}
+
+TEST_P(TaskReaderTest, CallerVectorIsRefilled) {
+  const int pid = FrozenGuest::pid();
+  std::vector<TaskRecord> threads(100);
+  ASSERT_TRUE(reader_->read_threads(std::span<const int>(&pid, 1), threads));
+  EXPECT_EQ(threads.size(), 1U + kVcpus);
+  ASSERT_TRUE(reader_->read_threads(std::span<const int>(), threads));
+  EXPECT_TRUE(threads.empty());
+}
+
+TEST_P(TaskReaderTest, ListProcessesFindsTheGuest) {
+  auto processes = reader_->list_processes();
+  ASSERT_TRUE(processes) << processes.error().message;
+  const int pid = FrozenGuest::pid();
+  const auto guest =
+      std::find_if(processes->begin(), processes->end(),
+                   [&](const ProcessRecord& process) { return process.tgid == pid; });
+  ASSERT_NE(guest, processes->end());
+  EXPECT_EQ(guest->comm, "qemu-system-x86");  // TASK_COMM_LEN keeps 15 bytes
+  EXPECT_EQ(guest->nr_threads, testing::proc_thread_count(pid));
+  EXPECT_EQ(guest->nr_threads, 1 + kVcpus);
+  EXPECT_FALSE(guest->kernel_thread);
+  EXPECT_EQ(guest->start_time_ticks, testing::read_proc_thread(pid, pid)->start_time_ticks);
+  // Only processes, no other threads of the guest; and kthreadd is a kernel thread.
+  for (const ProcessRecord& process : *processes) {
+    for (const int tid : testing::proc_tids(pid)) {
+      if (tid != pid) {
+        EXPECT_NE(process.tgid, tid);
+      }
+    }
+  }
+  const auto kthreadd =
+      std::find_if(processes->begin(), processes->end(),
+                   [](const ProcessRecord& process) { return process.tgid == 2; });
+  ASSERT_NE(kthreadd, processes->end());
+  EXPECT_TRUE(kthreadd->kernel_thread);
+}
+
+TEST_P(TaskReaderTest, ProbeSaysAvailable) {
+  const Probe result = probe(GetParam());
+  EXPECT_TRUE(result.available) << result.why;
+}
+
+INSTANTIATE_TEST_SUITE_P(Walkers, TaskReaderTest,
+                         ::testing::Values(Walker::open_coded_iterator, Walker::seq_file_iterator),
+                         [](const auto& info) {
+                           return info.param == Walker::open_coded_iterator ? "open_coded"
+                                                                            : "seq_file";
+                         });
+
+// More threads than the record array holds, in one call: the walk resumes at the process that
+// did not fit, and every thread comes back once per time it was asked.
+TEST(TaskReaderBatches, MoreThreadsThanTheArrayHolds) {
+  if (::geteuid() != 0) GTEST_SKIP() << "loading BPF programs needs root";
+  const int pid = FrozenGuest::pid();
+  ASSERT_GT(pid, 0);
+  auto reader = TaskReader::open(Walker::open_coded_iterator);
+  ASSERT_TRUE(reader) << reader.error().message;
+  const std::vector<int> tgids(70'000, pid);  // 350,000 threads, past the tgid array too
+  auto records = (*reader)->read_threads(tgids);
+  ASSERT_TRUE(records) << records.error().message;
+  EXPECT_EQ(records->size(), tgids.size() * (1 + kVcpus));
+}
+
+// Run as nobody in a child: open() gives one line naming what is needed, and no crash.
+TEST(TaskReaderPrivileges, UnprivilegedCallerGetsOneLine) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to drop to nobody";
+  for (const Walker walker : {Walker::open_coded_iterator, Walker::seq_file_iterator}) {
+    int out[2];
+    ASSERT_EQ(::pipe(out), 0);
+    const pid_t child = ::fork();
+    if (child == 0) {
+      ::close(out[0]);
+      if (::setgroups(0, nullptr) != 0 || ::setresgid(65534, 65534, 65534) != 0 ||
+          ::setresuid(65534, 65534, 65534) != 0) {
+        ::_exit(3);
+      }
+      auto reader = TaskReader::open(walker);
+      const std::string message = reader ? "opened" : reader.error().message;
+      const Probe result = probe(walker);
+      const std::string text = message + "\n" + (result.available ? "available" : result.why);
+      if (::write(out[1], text.data(), text.size()) < 0) ::_exit(4);
+      ::_exit(reader ? 1 : 0);
+    }
+    ::close(out[1]);
+    std::string text;
+    char buffer[1024];
+    for (ssize_t got; (got = ::read(out[0], buffer, sizeof(buffer))) > 0;) text.append(buffer, got);
+    ::close(out[0]);
+    int status = 0;
+    ASSERT_EQ(::waitpid(child, &status, 0), child);
+    ASSERT_TRUE(WIFEXITED(status));
+    EXPECT_EQ(WEXITSTATUS(status), 0) << text;
+    const std::string line = text.substr(0, text.find('\n'));
+    EXPECT_NE(line.find("root or with CAP_BPF and CAP_PERFMON"), std::string::npos) << line;
+    EXPECT_NE(line.find(walker_name(walker)), std::string::npos) << line;
+    EXPECT_EQ(text.substr(text.find('\n') + 1), line);  // probe says the same
+  }
+}
+
+TEST(TaskStateLetter, AsTheKernelReportsIt) {
+  struct Case {
+    std::uint32_t state, exit_state;
+    char letter;
+  };
+  // include/linux/sched.h's bits; what fs/proc/array.c prints for them.
+  const Case cases[] = {
+      {0x0000, 0, 'R'},     // TASK_RUNNING
+      {0x0001, 0, 'S'},     // TASK_INTERRUPTIBLE
+      {0x0002, 0, 'D'},     // TASK_UNINTERRUPTIBLE
+      {0x0102, 0, 'D'},     // TASK_KILLABLE
+      {0x0104, 0, 'T'},     // TASK_STOPPED
+      {0x0008, 0, 't'},     // TASK_TRACED
+      {0x0080, 0x10, 'X'},  // TASK_DEAD, EXIT_DEAD
+      {0x0080, 0x20, 'Z'},  // TASK_DEAD, EXIT_ZOMBIE
+      {0x0040, 0, 'P'},     // TASK_PARKED
+      {0x0402, 0, 'I'},     // TASK_IDLE
+      {0x8000, 0, 'D'},     // TASK_FROZEN
+      {0x1000, 0, 'D'},     // TASK_RTLOCK_WAIT
+      {0x0200, 0, 'R'},     // TASK_WAKING is not reported
+      {0x2001, 0, 'S'},     // TASK_FREEZABLE | TASK_INTERRUPTIBLE
+  };
+  for (const Case& c : cases) {
+    EXPECT_EQ(task_state_letter(c.state, c.exit_state), c.letter) << std::hex << c.state;
+  }
+}
+
+}  // namespace
+}  // namespace vcpumap::bpf
+
+int main(int argc, char** argv) {
+  ::testing::InitGoogleTest(&argc, argv);
+  ::testing::AddGlobalTestEnvironment(new vcpumap::bpf::FrozenGuest);
+  return RUN_ALL_TESTS();
+}
