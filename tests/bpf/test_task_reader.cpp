@@ -34,14 +34,28 @@ class FrozenGuest : public ::testing::Environment {
   static inline bool frozen_ = false;
 };
 
-class TaskReaderTest : public ::testing::TestWithParam<Walker> {
+// Each way of walking: the open-coded iterator, and the seq-file one per process and over the
+// whole system.
+struct Mode {
+  Walker walker;
+  TaskReader::SeqFileScope scope;
+  const char* name;
+};
+const Mode kModes[] = {
+    {Walker::open_coded_iterator, TaskReader::SeqFileScope::automatic, "open_coded"},
+    {Walker::seq_file_iterator, TaskReader::SeqFileScope::per_process, "seq_file_per_process"},
+    {Walker::seq_file_iterator, TaskReader::SeqFileScope::whole_system, "seq_file_whole_system"},
+};
+
+class TaskReaderTest : public ::testing::TestWithParam<Mode> {
  protected:
   void SetUp() override {
     if (::geteuid() != 0) GTEST_SKIP() << "loading BPF programs needs root";
     ASSERT_GT(FrozenGuest::pid(), 0) << "the fake guest did not start or freeze";
-    auto reader = TaskReader::open(GetParam());
+    auto reader = TaskReader::open(GetParam().walker);
     ASSERT_TRUE(reader) << reader.error().message;
     reader_ = std::move(*reader);
+    reader_->set_seq_file_scope(GetParam().scope);
   }
   std::unique_ptr<TaskReader> reader_;
 };
@@ -96,11 +110,15 @@ TEST_P(TaskReaderTest, GoneProcessAndThreadIdsGiveNoRecords) {
   const int pid = FrozenGuest::pid();
   const int thread = testing::proc_tids(pid).back();  // a vCPU thread, not a process
   ASSERT_NE(thread, pid);
-  const int tgids[] = {child, thread, pid, child};
+  const int tgids[] = {child, thread, pid};
   auto records = reader_->read_threads(tgids);
   ASSERT_TRUE(records) << records.error().message;
   EXPECT_EQ(records->size(), 1U + kVcpus);  // the guest's threads only
   for (const TaskRecord& record : *records) EXPECT_EQ(record.tgid, pid);
+  // Asked again without the guest, nothing of it comes back.
+  auto none = reader_->read_threads(std::span<const int>(tgids, 2));
+  ASSERT_TRUE(none) << none.error().message;
+  EXPECT_TRUE(none->empty());
 }
 
 TEST_P(TaskReaderTest, CallerVectorIsRefilled) {
@@ -141,16 +159,12 @@ TEST_P(TaskReaderTest, ListProcessesFindsTheGuest) {
 }
 
 TEST_P(TaskReaderTest, ProbeSaysAvailable) {
-  const Probe result = probe(GetParam());
+  const Probe result = probe(GetParam().walker);
   EXPECT_TRUE(result.available) << result.why;
 }
 
-INSTANTIATE_TEST_SUITE_P(Walkers, TaskReaderTest,
-                         ::testing::Values(Walker::open_coded_iterator, Walker::seq_file_iterator),
-                         [](const auto& info) {
-                           return info.param == Walker::open_coded_iterator ? "open_coded"
-                                                                            : "seq_file";
-                         });
+INSTANTIATE_TEST_SUITE_P(Walkers, TaskReaderTest, ::testing::ValuesIn(kModes),
+                         [](const auto& info) { return std::string(info.param.name); });
 
 // More threads than the record array holds, in one call: the walk resumes at the process that
 // did not fit, and every thread comes back once per time it was asked.

@@ -6,7 +6,9 @@
 // Starts N fake guests of V vCPU threads (idle, as most of a fleet's are), then for each method
 // runs R rounds MS apart (cold caches, as a sampler at 1 Hz sees them) and prints the process'
 // CPU time per thread (CLOCK_PROCESS_CPUTIME_ID: user + kernel, syscalls included) and, for BPF,
-// the kernel's own count of the program's run time (BPF_ENABLE_STATS). Needs root.
+// the kernel's own count of the programs' run time (BPF_ENABLE_STATS; for iter/task it is the
+// per-task program only, not the walk around it), the CPU time open() took and what the reader
+// added to this process' RSS. Needs root.
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/resource.h>
@@ -98,14 +100,26 @@ void pause_between(const Options& options) {
   std::this_thread::sleep_for(std::chrono::milliseconds(options.interval_ms));
 }
 
-void measure_bpf(const Options& options, Walker walker, const std::vector<int>& pids) {
+// This process' resident set now, in KiB (statm's second field, in pages).
+long rss_kib() {
+  std::FILE* statm = std::fopen("/proc/self/statm", "r");
+  long size = 0, resident = 0;
+  if (statm == nullptr) return -1;
+  if (std::fscanf(statm, "%ld %ld", &size, &resident) != 2) resident = -1;
+  std::fclose(statm);
+  return resident * (::sysconf(_SC_PAGESIZE) / 1024);
+}
+
+void measure_bpf(const Options& options, Walker walker, TaskReader::SeqFileScope scope,
+                 const char* name, const std::vector<int>& pids) {
+  const long rss_before = rss_kib();
   const double before_open = cpu_seconds();
   auto reader = TaskReader::open(walker);
   if (!reader) {
-    std::printf("%-10s unavailable: %s\n", vcpumap::bpf::walker_name(walker),
-                reader.error().message.c_str());
+    std::printf("%-22s unavailable: %s\n", name, reader.error().message.c_str());
     return;
   }
+  (*reader)->set_seq_file_scope(scope);
   const double open_ms = (cpu_seconds() - before_open) * 1e3;
   std::vector<vcpumap::bpf::TaskRecord> threads;
   if (!(*reader)->read_threads(pids, threads)) return;  // warm: first-touch of the pages
@@ -129,10 +143,10 @@ void measure_bpf(const Options& options, Walker walker, const std::vector<int>& 
     kernel_us = static_cast<double>(stats_after->run_time_ns - stats_before->run_time_ns) * 1e-3;
   }
   std::printf(
-      "%-10s %8zu threads/round  process CPU %6.3f us/thread (%7.2f ms/round)  "
-      "BPF program %6.3f us/thread  open %.1f ms CPU\n",
-      vcpumap::bpf::walker_name(walker), threads.size(), cpu * 1e6 / total,
-      cpu * 1e3 / options.rounds, kernel_us / static_cast<double>(total), open_ms);
+      "%-22s %6zu threads  CPU %6.3f us/thread (%7.2f ms/round)  BPF programs %6.3f "
+      "us/thread  open %5.1f ms CPU  RSS +%ld KiB\n",
+      name, threads.size(), cpu * 1e6 / static_cast<double>(total), cpu * 1e3 / options.rounds,
+      kernel_us / static_cast<double>(total), open_ms, rss_kib() - rss_before);
 }
 
 void measure_procfs(const Options& options, const std::vector<int>& pids) {
@@ -146,8 +160,8 @@ void measure_procfs(const Options& options, const std::vector<int>& pids) {
     cpu += cpu_seconds() - start;
     total += per_round;
   }
-  std::printf("%-10s %8zu threads/round  process CPU %6.3f us/thread (%7.2f ms/round)\n", "procfs",
-              per_round, cpu * 1e6 / total, cpu * 1e3 / options.rounds);
+  std::printf("%-22s %6zu threads  CPU %6.3f us/thread (%7.2f ms/round)\n", "procfs", per_round,
+              cpu * 1e6 / static_cast<double>(total), cpu * 1e3 / options.rounds);
 }
 
 }  // namespace
@@ -165,8 +179,12 @@ int main(int argc, char** argv) {
   }
   std::printf("%d guests x %d vCPUs, %d rounds %d ms apart\n", options.guests, options.vcpus,
               options.rounds, options.interval_ms);
-  measure_bpf(options, Walker::open_coded_iterator, guests.pids());
-  measure_bpf(options, Walker::seq_file_iterator, guests.pids());
+  using Scope = TaskReader::SeqFileScope;
+  measure_bpf(options, Walker::open_coded_iterator, Scope::automatic, "open-coded", guests.pids());
+  measure_bpf(options, Walker::seq_file_iterator, Scope::per_process, "iter/task per process",
+              guests.pids());
+  measure_bpf(options, Walker::seq_file_iterator, Scope::whole_system, "iter/task whole system",
+              guests.pids());
   measure_procfs(options, guests.pids());
   rusage usage{};
   ::getrusage(RUSAGE_SELF, &usage);

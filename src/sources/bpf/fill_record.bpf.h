@@ -9,7 +9,7 @@
 #include "records.h"
 
 // CONFIG_SCHED_INFO is on: run_delay and pcount are real (user space says n/a otherwise).
-__u32 has_sched_info = 0;
+#define VCPUMAP_HAS_SCHED_INFO() bpf_core_field_exists(struct task_struct, sched_info)
 
 static __always_inline void fill_task_record(struct vcpumap_task_record* record,
                                              struct task_struct* task) {
@@ -34,8 +34,7 @@ static __always_inline void fill_task_record(struct vcpumap_task_record* record,
   record->sum_exec_runtime = task->se.sum_exec_runtime;
   record->run_delay = 0;
   record->pcount = 0;
-  if (bpf_core_field_exists(task->sched_info)) {
-    has_sched_info = 1;
+  if (VCPUMAP_HAS_SCHED_INFO()) {
     record->run_delay = task->sched_info.run_delay;
     record->pcount = task->sched_info.pcount;
   }

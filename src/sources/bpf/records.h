@@ -41,3 +41,20 @@ struct vcpumap_process_record {
   char comm[16];
   __u32 reserved;
 };
+
+// The open-coded walker's .bss (threads_syscall.bpf.c's `state`): user space sets the inputs
+// through its mmap before a run; the programs set the rest.
+struct vcpumap_syscall_state {
+  __u32 first_tgid;           // in: index into tgids[] of the first process to walk
+  __u32 nr_tgids;             // in: how many from there
+  __u32 nr_records;           // out: records in threads[]
+  __u32 next_tgid;            // out: index of the first process not walked (did not fit)
+  __u32 nr_processes;         // out: records in processes[]
+  __u32 processes_truncated;  // out: processes[] was full
+  __u32 has_sched_info;       // out: CONFIG_SCHED_INFO: run_delay and pcount are real
+};
+
+// The seq-file walker's .bss (threads_seq.bpf.c's `state`).
+struct vcpumap_seq_state {
+  __u32 has_sched_info;  // as above
+};

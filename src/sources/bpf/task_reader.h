@@ -84,10 +84,17 @@ class TaskReader {
   // The walker this reader runs.
   Walker walker() const { return walker_; }
 
-  // Every thread of each process in `tgids` into `threads` (cleared first; its elements' storage
-  // is reused). A process that is gone, or a tid that is not a process', gives no records; a
-  // thread exiting mid-walk is normal. Open-coded: one BPF_PROG_TEST_RUN for up to 65,536
-  // threads. Seq-file: one iterator read per process.
+  // How the seq-file walker covers the processes asked: one walk per process (about 17 us of
+  // syscalls each), one walk of every task on the host keeping theirs, or whichever costs less
+  // for this many processes on this host (the default).
+  enum class SeqFileScope { automatic, per_process, whole_system };
+  // Chooses the seq-file walker's scope (the open-coded walker has one: all asked, one call).
+  void set_seq_file_scope(SeqFileScope scope) { seq_file_scope_ = scope; }
+
+  // Every thread of each process in `tgids` (distinct) into `threads`, in no particular order
+  // (cleared first; its elements' storage is reused). A process that is gone, or a tid that is
+  // not a process', gives no records; a thread exiting mid-walk is normal. Open-coded: one
+  // BPF_PROG_TEST_RUN for up to 65,536 threads. Seq-file: see SeqFileScope. Not thread-safe.
   Status read_threads(std::span<const int> tgids, std::vector<TaskRecord>& threads);
   // read_threads into a new vector.
   Result<std::vector<TaskRecord>> read_threads(std::span<const int> tgids);
@@ -101,15 +108,23 @@ class TaskReader {
     std::uint64_t run_time_ns = 0;
     std::uint64_t run_count = 0;
   };
-  // The kernel's count for the thread-walking program since open(); nullopt if it cannot be asked.
+  // The kernel's count for the thread-walking programs since open(); nullopt if it cannot be asked.
   std::optional<ProgramStats> thread_program_stats() const;
 
   struct Programs;  // the loaded skeleton (task_reader.cpp)
 
  private:
   TaskReader(Walker walker, std::unique_ptr<Programs> programs);
+  // read_threads' walks; each appends to threads[count...], reusing elements.
+  Status read_open_coded(std::span<const int> tgids, std::vector<TaskRecord>& threads,
+                         std::size_t& count);
+  Status read_per_process(std::span<const int> tgids, std::vector<TaskRecord>& threads,
+                          std::size_t& count);
+  Status read_whole_system(std::span<const int> tgids, std::vector<TaskRecord>& threads,
+                           std::size_t& count);
 
   Walker walker_;
+  SeqFileScope seq_file_scope_ = SeqFileScope::automatic;
   std::unique_ptr<Programs> programs_;
 };
 

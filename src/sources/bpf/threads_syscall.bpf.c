@@ -4,6 +4,7 @@
 // read_threads: for each tgid in tgids[first_tgid .. first_tgid + nr_tgids), every thread of that
 // process (bpf_iter_task_new with BPF_TASK_ITER_PROC_THREADS) into threads[], which user space
 // reads through mmap. A process that does not fit whole is left for the next call (next_tgid).
+// The counters are in `state` (records.h).
 // list_processes: every thread-group leader (BPF_TASK_ITER_ALL_PROCS) into processes[].
 //
 // Loop counters and record counts live in .bss, not in registers: with a counter in a register
@@ -51,23 +52,17 @@ struct {
   __type(value, struct vcpumap_process_record);
 } processes SEC(".maps");
 
-// Set by user space before a run.
-__u32 first_tgid = 0;
-__u32 nr_tgids = 0;
-// Set by the programs.
-__u32 nr_records = 0;
-__u32 next_tgid = 0;  // index into tgids of the first process not walked (== end when all were)
-__u32 nr_processes = 0;
-__u32 processes_truncated = 0;
+struct vcpumap_syscall_state state = {};
 
 SEC("syscall")
 int read_threads(void* ctx) {
   struct vcpumap_iter_num tgid_iter;
   int* index;
 
-  nr_records = 0;
-  next_tgid = first_tgid;
-  bpf_iter_num_new(&tgid_iter, (int)first_tgid, (int)(first_tgid + nr_tgids));
+  state.nr_records = 0;
+  state.next_tgid = state.first_tgid;
+  state.has_sched_info = VCPUMAP_HAS_SCHED_INFO();
+  bpf_iter_num_new(&tgid_iter, (int)state.first_tgid, (int)(state.first_tgid + state.nr_tgids));
   while ((index = bpf_iter_num_next(&tgid_iter))) {
     __u32 key = (__u32)*index;
     __u64* slot_value = bpf_map_lookup_elem(&tgids, &key);
@@ -75,15 +70,15 @@ int read_threads(void* ctx) {
     __s32 tgid = (__s32)*slot_value;
     struct task_struct* leader = bpf_task_from_pid(tgid);
     if (!leader) {  // gone: no records, not an error
-      next_tgid = key + 1;
+      state.next_tgid = key + 1;
       continue;
     }
     if (leader->tgid != tgid) {  // a thread's id, not a process': walking from it gives a tail
       bpf_task_release(leader);
-      next_tgid = key + 1;
+      state.next_tgid = key + 1;
       continue;
     }
-    __u32 process_start = nr_records;
+    __u32 process_start = state.nr_records;
     __u32 overflow = 0;
     struct vcpumap_iter_task thread_iter;
     struct task_struct* thread;
@@ -92,23 +87,23 @@ int read_threads(void* ctx) {
     bpf_rcu_read_lock();
     bpf_iter_task_new(&thread_iter, leader, VCPUMAP_TASK_ITER_PROC_THREADS);
     while ((thread = bpf_iter_task_next(&thread_iter))) {
-      __u32 slot = nr_records;
+      __u32 slot = state.nr_records;
       struct vcpumap_task_record* record = bpf_map_lookup_elem(&threads, &slot);
       if (!record) {  // full
         overflow = 1;
         break;
       }
       fill_task_record(record, thread);
-      nr_records = slot + 1;
+      state.nr_records = slot + 1;
     }
     bpf_iter_task_destroy(&thread_iter);
     bpf_rcu_read_unlock();
     bpf_task_release(leader);
     if (overflow) {  // leave the whole process for the next call
-      nr_records = process_start;
+      state.nr_records = process_start;
       break;
     }
-    next_tgid = key + 1;
+    state.next_tgid = key + 1;
   }
   bpf_iter_num_destroy(&tgid_iter);
   return 0;
@@ -119,15 +114,15 @@ int list_processes(void* ctx) {
   struct vcpumap_iter_task process_iter;
   struct task_struct* process;
 
-  nr_processes = 0;
-  processes_truncated = 0;
+  state.nr_processes = 0;
+  state.processes_truncated = 0;
   bpf_rcu_read_lock();
   bpf_iter_task_new(&process_iter, 0, VCPUMAP_TASK_ITER_ALL_PROCS);
   while ((process = bpf_iter_task_next(&process_iter))) {
-    __u32 slot = nr_processes;
+    __u32 slot = state.nr_processes;
     struct vcpumap_process_record* record = bpf_map_lookup_elem(&processes, &slot);
     if (!record) {
-      processes_truncated = 1;
+      state.processes_truncated = 1;
       break;
     }
     record->tgid = process->tgid;
@@ -135,7 +130,7 @@ int list_processes(void* ctx) {
     record->task_flags = process->flags;
     record->nr_threads = process->signal->nr_threads;  // status' Threads:
     bpf_probe_read_kernel(record->comm, sizeof(record->comm), process->comm);
-    nr_processes = slot + 1;
+    state.nr_processes = slot + 1;
   }
   bpf_iter_task_destroy(&process_iter);
   bpf_rcu_read_unlock();
