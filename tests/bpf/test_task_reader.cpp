@@ -6,8 +6,10 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <string>
+#include <thread>
 
 #include "guests.h"
 #include "sources/bpf/task_reader.h"
@@ -156,6 +158,27 @@ TEST_P(TaskReaderTest, ListProcessesFindsTheGuest) {
                    [](const ProcessRecord& process) { return process.tgid == 2; });
   ASSERT_NE(kthreadd, processes->end());
   EXPECT_TRUE(kthreadd->kernel_thread);
+}
+
+// Threads of this process come and go while it is read: a thread that exits mid-walk is normal,
+// never an error, and the threads that stay are always there.
+TEST_P(TaskReaderTest, ThreadsExitingMidWalkAreNormal) {
+  std::atomic<bool> stop{false};
+  std::thread churn([&] {
+    while (!stop.load()) std::thread([] {}).join();
+  });
+  const int self = static_cast<int>(::getpid());
+  std::vector<TaskRecord> threads;
+  for (int round = 0; round < 200; ++round) {
+    const Status status = reader_->read_threads(std::span<const int>(&self, 1), threads);
+    ASSERT_TRUE(status) << status.error().message;
+    const auto main_thread = std::find_if(threads.begin(), threads.end(),
+                                          [&](const TaskRecord& t) { return t.tid == self; });
+    EXPECT_NE(main_thread, threads.end());
+    for (const TaskRecord& thread : threads) EXPECT_EQ(thread.tgid, self);
+  }
+  stop = true;
+  churn.join();
 }
 
 TEST_P(TaskReaderTest, ProbeSaysAvailable) {

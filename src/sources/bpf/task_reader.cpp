@@ -238,9 +238,9 @@ Error mmap_error() {
 }
 
 // Whether one walk of every task on the host costs less than a walk per asked process. Measured
-// here: a per-process walk costs about 17 us in syscalls (attach, iterator, two reads, closes);
-// the whole-system walk about 0.3 us more for each task it skips. sysinfo's `procs` is the
-// kernel's count of tasks (threads), not processes.
+// here: a per-process walk costs 14-17 us in syscalls (link, iterator, two reads, closes); the
+// whole-system walk 0.2-0.3 us for each task it skips. sysinfo's `procs` is the kernel's count of
+// tasks (threads), not of processes.
 bool whole_system_is_cheaper(std::span<const int> tgids) {
   constexpr std::size_t kSkippedTasksPerProcessWalk = 50;
   struct sysinfo host {};
