@@ -2,6 +2,9 @@
 // frozen fake guest, gone processes give nothing, and an unprivileged caller gets one line.
 #include <grp.h>
 #include <gtest/gtest.h>
+#include <linux/capability.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -203,39 +206,57 @@ TEST(TaskReaderBatches, MoreThreadsThanTheArrayHolds) {
   EXPECT_EQ(records->size(), tgids.size() * (1 + kVcpus));
 }
 
-// Run as nobody in a child: open() gives one line naming what is needed, and no crash.
+// Becomes nobody, keeping only CAP_BPF in the effective set when `keep_cap_bpf`; false on failure.
+bool become_nobody(bool keep_cap_bpf) {
+  if (::prctl(PR_SET_KEEPCAPS, 1) != 0 || ::setgroups(0, nullptr) != 0 ||
+      ::setresgid(65534, 65534, 65534) != 0 || ::setresuid(65534, 65534, 65534) != 0) {
+    return false;
+  }
+  __user_cap_header_struct header{_LINUX_CAPABILITY_VERSION_3, 0};
+  __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3] = {};
+  if (keep_cap_bpf) {
+    data[CAP_BPF / 32].effective = data[CAP_BPF / 32].permitted = 1U << (CAP_BPF % 32);
+  }
+  return ::syscall(SYS_capset, &header, data) == 0;
+}
+
+// Run as nobody in a child (and as nobody with CAP_BPF but not CAP_PERFMON, where the kernel
+// answers EINVAL): open() and probe() give one line naming what is needed, and no crash.
 TEST(TaskReaderPrivileges, UnprivilegedCallerGetsOneLine) {
   if (::geteuid() != 0) GTEST_SKIP() << "needs root to drop to nobody";
-  for (const Walker walker : {Walker::open_coded_iterator, Walker::seq_file_iterator}) {
-    int out[2];
-    ASSERT_EQ(::pipe(out), 0);
-    const pid_t child = ::fork();
-    if (child == 0) {
-      ::close(out[0]);
-      if (::setgroups(0, nullptr) != 0 || ::setresgid(65534, 65534, 65534) != 0 ||
-          ::setresuid(65534, 65534, 65534) != 0) {
-        ::_exit(3);
+  for (const bool keep_cap_bpf : {false, true}) {
+    for (const Walker walker : {Walker::open_coded_iterator, Walker::seq_file_iterator}) {
+      SCOPED_TRACE(std::string(walker_name(walker)) + (keep_cap_bpf ? " with CAP_BPF" : ""));
+      int out[2];
+      ASSERT_EQ(::pipe(out), 0);
+      const pid_t child = ::fork();
+      if (child == 0) {
+        ::close(out[0]);
+        if (!become_nobody(keep_cap_bpf)) ::_exit(3);
+        auto reader = TaskReader::open(walker);
+        const std::string message = reader ? "opened" : reader.error().message;
+        const Probe result = probe(walker);
+        const std::string text = message + "\n" + (result.available ? "available" : result.why);
+        if (::write(out[1], text.data(), text.size()) < 0) ::_exit(4);
+        ::_exit(reader ? 1 : 0);
       }
-      auto reader = TaskReader::open(walker);
-      const std::string message = reader ? "opened" : reader.error().message;
-      const Probe result = probe(walker);
-      const std::string text = message + "\n" + (result.available ? "available" : result.why);
-      if (::write(out[1], text.data(), text.size()) < 0) ::_exit(4);
-      ::_exit(reader ? 1 : 0);
+      ::close(out[1]);
+      std::string text;
+      char buffer[1024];
+      for (ssize_t got; (got = ::read(out[0], buffer, sizeof(buffer))) > 0;) {
+        text.append(buffer, static_cast<std::size_t>(got));
+      }
+      ::close(out[0]);
+      int status = 0;
+      ASSERT_EQ(::waitpid(child, &status, 0), child);
+      ASSERT_TRUE(WIFEXITED(status));
+      EXPECT_EQ(WEXITSTATUS(status), 0) << text;
+      const std::string line = text.substr(0, text.find('\n'));
+      EXPECT_NE(line.find("run as root or with CAP_BPF and CAP_PERFMON"), std::string::npos)
+          << line;
+      EXPECT_NE(line.find(walker_name(walker)), std::string::npos) << line;
+      EXPECT_EQ(text.substr(text.find('\n') + 1), line);  // probe says the same
     }
-    ::close(out[1]);
-    std::string text;
-    char buffer[1024];
-    for (ssize_t got; (got = ::read(out[0], buffer, sizeof(buffer))) > 0;) text.append(buffer, got);
-    ::close(out[0]);
-    int status = 0;
-    ASSERT_EQ(::waitpid(child, &status, 0), child);
-    ASSERT_TRUE(WIFEXITED(status));
-    EXPECT_EQ(WEXITSTATUS(status), 0) << text;
-    const std::string line = text.substr(0, text.find('\n'));
-    EXPECT_NE(line.find("root or with CAP_BPF and CAP_PERFMON"), std::string::npos) << line;
-    EXPECT_NE(line.find(walker_name(walker)), std::string::npos) << line;
-    EXPECT_EQ(text.substr(text.find('\n') + 1), line);  // probe says the same
   }
 }
 

@@ -1,7 +1,9 @@
 #include "sources/bpf/task_reader.h"
 
+#include <linux/capability.h>
 #include <sched.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <sys/sysinfo.h>
 #include <sys/utsname.h>
 #include <unistd.h>
@@ -27,6 +29,19 @@ std::string kernel_release() {
   return name.release;
 }
 
+// Whether this process may load and run the programs: CAP_SYS_ADMIN, or CAP_BPF (maps, syscall
+// programs) with CAP_PERFMON (tracing programs, reading kernel memory). With CAP_BPF alone the
+// kernel answers EINVAL, not EPERM, so this is asked rather than guessed from the error.
+bool has_bpf_privileges() {
+  __user_cap_header_struct header{_LINUX_CAPABILITY_VERSION_3, 0};
+  __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3] = {};
+  if (::syscall(SYS_capget, &header, data) != 0) return ::geteuid() == 0;
+  const auto effective = [&](int capability) {
+    return (data[capability / 32].effective >> (capability % 32)) & 1U;
+  };
+  return effective(CAP_SYS_ADMIN) || (effective(CAP_BPF) && effective(CAP_PERFMON));
+}
+
 // One line saying why loading failed and what would make it work.
 Error load_error(Walker walker, int error) {
   if (::access("/sys/kernel/btf/vmlinux", R_OK) != 0) {
@@ -35,10 +50,10 @@ Error load_error(Walker walker, int error) {
                       "built with CONFIG_DEBUG_INFO_BTF",
                       walker_name(walker));
   }
-  if (error == EPERM || error == EACCES) {
+  if (error == EPERM || error == EACCES || !has_bpf_privileges()) {
     return make_error(ExitCode::failure,
-                      "BPF {}: loading BPF programs was refused ({}); run as root or with "
-                      "CAP_BPF and CAP_PERFMON",
+                      "BPF {}: loading BPF programs needs root or CAP_BPF and CAP_PERFMON ({}); "
+                      "run as root or with CAP_BPF and CAP_PERFMON",
                       walker_name(walker), std::strerror(error));
   }
   const char* needs =
