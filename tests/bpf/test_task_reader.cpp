@@ -260,33 +260,6 @@ TEST(TaskReaderPrivileges, UnprivilegedCallerGetsOneLine) {
   }
 }
 
-TEST(TaskStateLetter, AsTheKernelReportsIt) {
-  struct Case {
-    std::uint32_t state, exit_state;
-    char letter;
-  };
-  // include/linux/sched.h's bits; what fs/proc/array.c prints for them.
-  const Case cases[] = {
-      {0x0000, 0, 'R'},     // TASK_RUNNING
-      {0x0001, 0, 'S'},     // TASK_INTERRUPTIBLE
-      {0x0002, 0, 'D'},     // TASK_UNINTERRUPTIBLE
-      {0x0102, 0, 'D'},     // TASK_KILLABLE
-      {0x0104, 0, 'T'},     // TASK_STOPPED
-      {0x0008, 0, 't'},     // TASK_TRACED
-      {0x0080, 0x10, 'X'},  // TASK_DEAD, EXIT_DEAD
-      {0x0080, 0x20, 'Z'},  // TASK_DEAD, EXIT_ZOMBIE
-      {0x0040, 0, 'P'},     // TASK_PARKED
-      {0x0402, 0, 'I'},     // TASK_IDLE
-      {0x8000, 0, 'D'},     // TASK_FROZEN
-      {0x1000, 0, 'D'},     // TASK_RTLOCK_WAIT
-      {0x0200, 0, 'R'},     // TASK_WAKING is not reported
-      {0x2001, 0, 'S'},     // TASK_FREEZABLE | TASK_INTERRUPTIBLE
-  };
-  for (const Case& c : cases) {
-    EXPECT_EQ(task_state_letter(c.state, c.exit_state), c.letter) << std::hex << c.state;
-  }
-}
-
 }  // namespace
 }  // namespace vcpumap::bpf
 

@@ -1,7 +1,6 @@
 #include "sources/bpf/task_reader.h"
 
 #include <linux/capability.h>
-#include <sched.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <sys/sysinfo.h>
@@ -9,13 +8,13 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <bit>
 #include <cerrno>
 #include <cstring>
 #include <iterator>
 
 #include <bpf/bpf.h>
 
+#include "sources/bpf/convert.h"
 #include "sources/bpf/loaders.h"
 #include "sources/bpf/records.h"
 #include "util/fd.h"
@@ -113,89 +112,11 @@ class MappedArray {
   std::size_t size_ = 0;
 };
 
-// USER_HZ ticks from nanoseconds, as the kernel's nsec_to_clock_t() for stat field 22.
-std::uint64_t ns_per_tick() {
-  const long hz = ::sysconf(_SC_CLK_TCK);
-  return hz > 0 ? 1'000'000'000ULL / static_cast<std::uint64_t>(hz) : 10'000'000ULL;
-}
-
-// A thread's mask for CPUs past the record's 256, from sched_getaffinity (what it equals for the
-// CPUs both cover); false when the thread has gone.
-bool affinity_from_kernel(int tid, CpuSet& cpus) {
-  const int width = CpuSet::kMaxCpu;
-  cpu_set_t* mask = CPU_ALLOC(width);
-  if (mask == nullptr) return false;
-  const auto size = CPU_ALLOC_SIZE(width);
-  CPU_ZERO_S(size, mask);
-  const bool ok = ::sched_getaffinity(tid, size, mask) == 0;
-  cpus = CpuSet();
-  if (ok) {
-    for (int cpu = 0; cpu < width; ++cpu) {
-      if (CPU_ISSET_S(cpu, size, mask)) cpus.add(cpu);
-    }
-  }
-  CPU_FREE(mask);
-  return ok;
-}
-
-std::string comm_of(const char (&comm)[16]) {
-  return std::string(comm, ::strnlen(comm, 16));
-}
-
-// Raw kernel values to a TaskRecord; false when the thread went away meanwhile.
-class RecordConverter {
- public:
-  explicit RecordConverter(std::uint64_t ns_per_tick) : ns_per_tick_(ns_per_tick) {}
-
-  bool convert(const vcpumap_task_record& raw, bool has_sched_info, TaskRecord& record) {
-    record.tgid = raw.tgid;
-    record.tid = raw.tid;
-    record.start_time_ticks = raw.start_boottime_ns / ns_per_tick_;
-    record.state = task_state_letter(raw.state, raw.exit_state);
-    record.cpu = raw.cpu;
-    record.cpu_time_ns = raw.sum_exec_runtime;
-    record.has_sched_info = has_sched_info;
-    record.run_delay_ns = raw.run_delay;
-    record.timeslices = raw.pcount;
-    record.migrations = raw.nr_migrations;
-    record.nvcsw = raw.nvcsw;
-    record.nivcsw = raw.nivcsw;
-    record.nr_cpus_allowed = raw.nr_cpus_allowed;
-    record.comm.assign(raw.comm, ::strnlen(raw.comm, sizeof(raw.comm)));
-    int in_record = 0;
-    for (const auto word : raw.cpus_mask) in_record += std::popcount(word);
-    if (in_record < raw.nr_cpus_allowed) return affinity_from_kernel(raw.tid, record.affinity);
-    // The threads of a VM mostly share a mask: copying the last set reuses the record's storage.
-    if (!std::equal(std::begin(raw.cpus_mask), std::end(raw.cpus_mask), last_mask_)) {
-      last_affinity_ = CpuSet();
-      for (int word = 0; word < VCPUMAP_MASK_WORDS; ++word) {
-        for (auto bits = raw.cpus_mask[word]; bits != 0; bits &= bits - 1) {
-          last_affinity_.add(word * 64 + std::countr_zero(bits));
-        }
-      }
-      std::copy(std::begin(raw.cpus_mask), std::end(raw.cpus_mask), last_mask_);
-    }
-    record.affinity = last_affinity_;
-    return true;
-  }
-
- private:
-  std::uint64_t ns_per_tick_;
-  std::uint64_t last_mask_[VCPUMAP_MASK_WORDS] = {};
-  CpuSet last_affinity_;
-};
-
 // Appends `raw` to `threads` at `count`, reusing an element already there.
 void append(RecordConverter& converter, const vcpumap_task_record& raw, bool has_sched_info,
             std::vector<TaskRecord>& threads, std::size_t& count) {
   if (count == threads.size()) threads.emplace_back();
   if (converter.convert(raw, has_sched_info, threads[count])) ++count;
-}
-
-ProcessRecord process_of(const vcpumap_process_record& raw, std::uint64_t ns_per_tick) {
-  constexpr std::uint32_t kPfKthread = 0x00200000;  // include/linux/sched.h
-  return ProcessRecord{raw.tgid, raw.start_boottime_ns / ns_per_tick, comm_of(raw.comm),
-                       raw.nr_threads, (raw.task_flags & kPfKthread) != 0};
 }
 
 // An iter/task link of `program` over process `pid`'s threads, or over every task when pid is 0.
@@ -269,25 +190,6 @@ const char* walker_name(Walker walker) {
   return walker == Walker::open_coded_iterator ? "open-coded" : "iter/task";
 }
 
-char task_state_letter(std::uint32_t state, std::uint32_t exit_state) {
-  // include/linux/sched.h: the reported bits, TASK_IDLE, and the states reported as 'D'.
-  constexpr std::uint32_t kTaskUninterruptible = 0x0002;
-  constexpr std::uint32_t kTaskReport = 0x007f;  // S D T t X Z P
-  constexpr std::uint32_t kTaskReportIdle = kTaskReport + 1;
-  constexpr std::uint32_t kTaskIdle = kTaskUninterruptible | 0x0400;  // | TASK_NOLOAD
-  constexpr std::uint32_t kTaskRtlockWait = 0x1000;
-  constexpr std::uint32_t kTaskFrozen = 0x8000;
-  std::uint32_t reported = (state | exit_state) & kTaskReport;
-  if ((state & kTaskIdle) == kTaskIdle) reported = kTaskReportIdle;
-  if ((state & kTaskRtlockWait) != 0 || (state & kTaskFrozen) != 0) {
-    reported = kTaskUninterruptible;
-  }
-  // task_index_to_char(fls(reported)).
-  constexpr char kLetters[] = "RSDTtXZPI";
-  const int index = 32 - std::countl_zero(reported);
-  return kLetters[index];
-}
-
 // The loaded programs of one walker and the maps they write.
 struct TaskReader::Programs {
   Programs() = default;
@@ -303,7 +205,7 @@ struct TaskReader::Programs {
   vcpumap_seq_programs seq{};  // seq-file walker
   std::string bytes;           // the seq file's text, reused
   std::vector<int> wanted;     // what seq's `wanted` map holds, sorted
-  RecordConverter converter{ns_per_tick()};
+  RecordConverter converter;
 
   // Makes seq's `wanted` map hold exactly `tgids` (sorted, distinct), changing only what differs.
   Status sync_wanted(const std::vector<int>& tgids) {
@@ -467,7 +369,6 @@ Result<std::vector<TaskRecord>> TaskReader::read_threads(std::span<const int> tg
 
 Result<std::vector<ProcessRecord>> TaskReader::list_processes() {
   Programs& p = *programs_;
-  const std::uint64_t tick = ns_per_tick();
   std::vector<ProcessRecord> processes;
   if (walker_ == Walker::open_coded_iterator) {
     LIBBPF_OPTS(bpf_test_run_opts, run);
@@ -485,7 +386,7 @@ Result<std::vector<ProcessRecord>> TaskReader::list_processes() {
     if (records == nullptr) return mmap_error();
     processes.reserve(p.syscall.state->nr_processes);
     for (std::uint32_t i = 0; i < p.syscall.state->nr_processes; ++i) {
-      processes.push_back(process_of(records[i], tick));
+      processes.push_back(p.converter.process(records[i]));
     }
     return processes;
   }
@@ -499,7 +400,7 @@ Result<std::vector<ProcessRecord>> TaskReader::list_processes() {
   for (std::size_t i = 0; i < n; ++i) {
     vcpumap_process_record record;
     std::memcpy(&record, p.bytes.data() + i * sizeof(record), sizeof(record));
-    processes.push_back(process_of(record, tick));
+    processes.push_back(p.converter.process(record));
   }
   return processes;
 }
