@@ -1,5 +1,7 @@
 // Every VM thread's facts read inside the kernel by BPF programs (CO-RE over BTF), instead of
 // three /proc files per thread: no file descriptor per thread, one syscall per sample.
+// Process and thread ids are the kernel's own (the initial pid namespace's), as /proc shows them
+// outside containers.
 #pragma once
 
 #include <cstdint>
@@ -30,8 +32,9 @@ struct TaskRecord {
   std::uint64_t nvcsw = 0;             // nr_voluntary_switches (/proc/TID/sched)
   std::uint64_t nivcsw = 0;            // nr_involuntary_switches (/proc/TID/sched)
   int nr_cpus_allowed = 0;
-  // cpus_mask, what sched_getaffinity reads: CPUs 0-255 come in the record, and a thread allowed
-  // on CPUs above is asked with sched_getaffinity.
+  // cpus_mask, what sched_getaffinity reads (it also leaves out CPUs that are offline now):
+  // CPUs 0-255 come in the record, and a thread allowed on CPUs above is asked with
+  // sched_getaffinity.
   CpuSet affinity;
   std::string comm;  // task->comm, raw bytes
 };
@@ -60,7 +63,7 @@ struct Probe {
   std::string why;
 };
 
-// Loads the walker's programs and runs them once over this process (about 30 ms): the only
+// Loads the walker's programs and runs them once over this process (5-30 ms of CPU): the only
 // trustworthy test (`bpftool feature probe` is wrong about tracing programs on some kernels).
 Probe probe(Walker walker);
 
