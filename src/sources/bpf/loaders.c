@@ -1,0 +1,51 @@
+#include "sources/bpf/loaders.h"
+
+#include <errno.h>
+
+#include "sources/bpf/threads_seq.lskel.h"
+#include "sources/bpf/threads_syscall.lskel.h"
+
+int vcpumap_load_syscall_programs(struct vcpumap_syscall_programs* programs) {
+  struct threads_syscall* skeleton = threads_syscall__open();
+  if (skeleton == NULL) return -ENOMEM;
+  const int error = threads_syscall__load(skeleton);
+  if (error != 0) {
+    threads_syscall__destroy(skeleton);
+    return error < 0 ? error : -EINVAL;
+  }
+  programs->read_threads = skeleton->progs.read_threads.prog_fd;
+  programs->list_processes = skeleton->progs.list_processes.prog_fd;
+  programs->tgids = skeleton->maps.tgids.map_fd;
+  programs->threads = skeleton->maps.threads.map_fd;
+  programs->processes = skeleton->maps.processes.map_fd;
+  programs->state = &skeleton->bss->state;
+  programs->skeleton = skeleton;
+  return 0;
+}
+
+void vcpumap_destroy_syscall_programs(struct vcpumap_syscall_programs* programs) {
+  threads_syscall__destroy((struct threads_syscall*)programs->skeleton);
+  programs->skeleton = NULL;
+}
+
+int vcpumap_load_seq_programs(struct vcpumap_seq_programs* programs) {
+  struct threads_seq* skeleton = threads_seq__open();
+  if (skeleton == NULL) return -ENOMEM;
+  const int error = threads_seq__load(skeleton);
+  if (error != 0) {
+    threads_seq__destroy(skeleton);
+    return error < 0 ? error : -EINVAL;
+  }
+  programs->emit_thread = skeleton->progs.emit_thread.prog_fd;
+  programs->emit_wanted_thread = skeleton->progs.emit_wanted_thread.prog_fd;
+  programs->emit_process = skeleton->progs.emit_process.prog_fd;
+  programs->wanted = skeleton->maps.wanted.map_fd;
+  programs->state = &skeleton->bss->state;
+  programs->skeleton = skeleton;
+  return 0;
+}
+
+void vcpumap_destroy_seq_programs(struct vcpumap_seq_programs* programs) {
+  threads_seq__destroy((struct threads_seq*)programs->skeleton);
+  programs->skeleton = NULL;
+}
