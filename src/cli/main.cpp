@@ -45,6 +45,7 @@ int main(int argc, char** argv) {
   add_record_commands(app, global, exit_code);
   add_audit_command(app, global, exit_code);
   add_serve_command(app, global, exit_code);
+  add_doctor_command(app, global, exit_code);
 
   try {
     app.parse(argc, argv);
