@@ -13,6 +13,9 @@ int run_list(const GlobalOptions& global) {
   if (global.json) {
     views::write_snapshot_json(*snapshot, [](std::string_view text) { fmt::print("{}", text); });
     fmt::print("\n");
+    // The host's notes (which source, what libvirt said) are about the tool: stderr too, so a
+    // script that reads only stdout's facts still sees them in its log.
+    for (const auto& note : snapshot->notes) fmt::print(stderr, "vcpumap: note: {}\n", note);
   } else {
     fmt::print("{}", views::render_list(*snapshot));
     print_notes(*snapshot);

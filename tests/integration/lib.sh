@@ -168,6 +168,28 @@ print(",".join(map(str, out)))' "$list"
 }
 
 # ps_psr PID TID: the CPU `ps -L` says thread TID of PID last ran on.
+# find_fake_guest [PATH]: sets FAKE_GUEST to PATH, $FAKE_GUEST (ctest sets it), or the one next
+# to vcpumap in the build tree; skips the test when there is none.
+find_fake_guest() {
+  FAKE_GUEST=${1:-${FAKE_GUEST:-$(dirname "$VCPUMAP")/../../tests/fake_guest}}
+  [[ -x "$FAKE_GUEST" ]] || skip "no fake_guest at $FAKE_GUEST (build the fake_guest target)"
+}
+
+# start_fake LABEL ARGS...: starts fake_guest as qemu-system-x86_64; waits (bounded) for the pid
+# it prints once its threads are named; sets FAKE_PID.
+start_fake() {
+  local label=$1
+  shift
+  local out="$TEST_TMP/$label.out" i
+  start_background_as qemu-system-x86_64 "$FAKE_GUEST" "$@" >"$out"
+  for ((i = 0; i < 200; i++)); do
+    [[ -s "$out" ]] && break
+    sleep 0.05
+  done
+  FAKE_PID=$(head -n1 "$out")
+  [[ "$FAKE_PID" == "$BG_PID" ]] || fatal "fake_guest $label: printed '$FAKE_PID', started $BG_PID"
+}
+
 ps_psr() { ps -L -o tid=,psr= -p "$1" | awk -v t="$2" '$1 == t { print $2 }'; }
 
 # The verdict: called from the EXIT trap. Recorded failures make the exit status 1.

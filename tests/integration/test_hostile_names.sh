@@ -7,24 +7,7 @@
 # Usage: bash tests/integration/test_hostile_names.sh PATH/TO/vcpumap [PATH/TO/fake_guest]
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-# fake_guest: $2, $FAKE_GUEST (ctest sets it), or next to vcpumap in the build tree.
-FAKE_GUEST=${2:-${FAKE_GUEST:-$(dirname "$VCPUMAP")/../../tests/fake_guest}}
-[[ -x "$FAKE_GUEST" ]] || skip "no fake_guest at $FAKE_GUEST (build the fake_guest target)"
-
-# start_fake LABEL ARGS...: starts fake_guest as qemu-system-x86_64; waits for the pid it prints
-# once its threads are named; sets FAKE_PID.
-start_fake() {
-  local label=$1
-  shift
-  local out="$TEST_TMP/$label.out" i
-  start_background_as qemu-system-x86_64 "$FAKE_GUEST" "$@" >"$out"
-  for ((i = 0; i < 100; i++)); do
-    [[ -s "$out" ]] && break
-    sleep 0.05
-  done
-  FAKE_PID=$(head -n1 "$out")
-  [[ "$FAKE_PID" == "$BG_PID" ]] || fatal "fake_guest $label: printed '$FAKE_PID', started $BG_PID"
-}
+find_fake_guest "${2:-}"
 
 # The hostile VM name: spaces, ')', '"', '\', a newline and \xff.
 HOSTILE_NAME=$'itest hostile) "vm" \\ x\nnext\xffend'

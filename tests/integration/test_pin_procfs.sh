@@ -14,8 +14,7 @@ allowed=$(cpu_list_of $$)
   skip "needs host CPUs 0 and 1 (allowed here: $allowed)"
 ALL_CPUS=$(</sys/devices/system/cpu/online)
 
-FAKE_GUEST=${2:-${FAKE_GUEST:-$(dirname "$VCPUMAP")/../../tests/fake_guest}}
-[[ -x "$FAKE_GUEST" ]] || skip "no fake_guest at $FAKE_GUEST (build the fake_guest target)"
+find_fake_guest "${2:-}"
 
 # allowed_list TID: Cpus_allowed_list of /proc/TID/status ("0-1").
 allowed_list() {
