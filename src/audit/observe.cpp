@@ -1,7 +1,8 @@
 #include "audit/observe.h"
 
 #include <set>
-#include <thread>
+#include "collect/sampler.h"
+#include "collect/sampling_loop.h"
 
 namespace vcpumap::audit {
 namespace {
@@ -18,18 +19,6 @@ void count_cpu(ThreadObservation& observed, const ThreadFacts& facts) {
   if (!facts.affinity.empty() && !facts.affinity.contains(facts.last_cpu)) {
     observed.ran_outside.add(facts.last_cpu);
   }
-}
-
-// The processes whose task folders hold the VMs' threads: each VM, and each vhost worker
-// (a kernel thread, its own process).
-std::set<int> processes_to_sample(const Snapshot& snapshot) {
-  std::set<int> pids;
-  for (const auto& vm : snapshot.vms) {
-    if (vm.pid <= 0) continue;
-    pids.insert(vm.pid);
-    for (const auto* vhost : vm.threads_with(ThreadRole::vhost)) pids.insert(vhost->tid);
-  }
-  return pids;
 }
 
 }  // namespace
@@ -51,18 +40,28 @@ AuditFacts first_look(const Snapshot& snapshot, const procfs::CgroupReader& cgro
   return facts;
 }
 
+namespace {
+
+void record_thread(AuditFacts& facts, int tid, const ThreadFacts& now) {
+  auto found = facts.threads.find(tid);
+  if (found == facts.threads.end()) return;  // born after the snapshot: not audited
+  auto& observed = found->second;
+  if (now.start_time_ticks != observed.start_time_ticks) return;  // a reused tid
+  ++observed.samples;
+  const auto cpu_time = cpu_time_of(now);
+  if (cpu_time > observed.cpu_time || now.state == 'R') count_cpu(observed, now);
+  observed.cpu_time = cpu_time;
+}
+
+}  // namespace
+
 void record_sample(AuditFacts& facts, const std::vector<ThreadReading>& threads) {
-  for (const auto& reading : threads) {
-    auto found = facts.threads.find(reading.tid);
-    if (found == facts.threads.end()) continue;  // born after the snapshot: not audited
-    auto& observed = found->second;
-    if (reading.facts.start_time_ticks != observed.start_time_ticks) continue;  // a reused tid
-    ++observed.samples;
-    const auto cpu_time = cpu_time_of(reading.facts);
-    if (cpu_time > observed.cpu_time || reading.facts.state == 'R') {
-      count_cpu(observed, reading.facts);
-    }
-    observed.cpu_time = cpu_time;
+  for (const auto& reading : threads) record_thread(facts, reading.tid, reading.facts);
+}
+
+void record_sample(AuditFacts& facts, const Snapshot& snapshot) {
+  for (const auto& vm : snapshot.vms) {
+    for (const auto& thread : vm.threads) record_thread(facts, thread.tid, thread.facts);
   }
 }
 
@@ -86,22 +85,23 @@ Result<AuditInput> look(const GatherOptions& options) {
 
 void watch(AuditInput& input, const GatherOptions& options) {
   if (options.watch.count() <= 0) return;
-  std::vector<std::string> notes;
-  auto source = open_thread_source(options.snapshot, true, notes);
-  if (!source) return;  // the snapshot just opened the same source
-  const auto sampled = processes_to_sample(input.snapshot);
-  const std::vector<int> pids(sampled.begin(), sampled.end());
-  std::vector<ThreadReading> readings;
-  const auto start = std::chrono::steady_clock::now();
-  const auto until = start + options.watch;
-  for (auto next = start + options.interval; next <= until; next += options.interval) {
-    std::this_thread::sleep_until(next);
-    readings.clear();
-    if (!(*source)->read_threads(pids, readings)) break;
-    record_sample(input.facts, readings);
-  }
-  input.facts.watched = std::chrono::duration_cast<std::chrono::milliseconds>(
-      std::chrono::steady_clock::now() - start);
+  // The sampler's first sample re-finds the VMs; libvirt was asked by the first look already.
+  SamplerOptions sampler_options;
+  sampler_options.snapshot = options.snapshot;
+  sampler_options.snapshot.use_libvirt = false;
+  sampler_options.snapshot.with_topology = false;
+  Sampler sampler(std::move(sampler_options));
+  LoopOptions loop;
+  loop.period = options.interval;
+  loop.duration = options.watch;
+  const auto start = loop.start;
+  auto end = run_sampling_loop(sampler, loop, [&](const Sample& sample) -> Result<bool> {
+    record_sample(input.facts, sample.snapshot);
+    return true;
+  });
+  (void)end;  // a sample that fails ends the watch early; `watched` says how long it was
+  input.facts.watched =
+      std::chrono::duration_cast<std::chrono::milliseconds>(SteadyClock::now() - start);
 }
 
 Result<AuditInput> gather(const GatherOptions& options) {

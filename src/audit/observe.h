@@ -53,6 +53,8 @@ AuditFacts first_look(const Snapshot& snapshot, const procfs::CgroupReader& cgro
 // Adds one later reading of a process's threads: counts the CPU of each known thread whose CPU
 // time grew since the last reading.
 void record_sample(AuditFacts& facts, const std::vector<ThreadReading>& threads);
+// The same for every thread of a sample's VMs.
+void record_sample(AuditFacts& facts, const Snapshot& snapshot);
 
 // The first look: takes the snapshot and reads cgroups and, on NUMA hosts, numa_maps.
 Result<AuditInput> look(const GatherOptions& options);

@@ -5,12 +5,12 @@
 #include <chrono>
 #include <cstdio>
 #include <memory>
-#include <thread>
 
 #include <fmt/core.h>
 
 #include "cli/options.h"
 #include "collect/sampler.h"
+#include "collect/sampling_loop.h"
 #include "views/json.h"
 #include "views/top_screen.h"
 #include "views/top_view.h"
@@ -36,27 +36,26 @@ Result<views::TopSort> parse_sort(const std::string& key) {
                     "unknown sort '{}': use N (name), P (%CPU), D (delay) or M (migrations)", key);
 }
 
-// Batch and JSON: a first sample to start from, then one line set per interval. Each wake-up is
-// planned from the start, so the intervals do not drift by the time a sample takes.
+// Batch and JSON: a first sample to start from, then one line set per interval.
 int run_lines(Sampler& sampler, const TopOptions& options, const views::TopSettings& settings,
               bool json) {
-  const auto period = std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+  LoopOptions loop;
+  loop.period = std::chrono::duration_cast<SteadyClock::duration>(
       std::chrono::duration<double>(options.delay_s));
-  auto wake = std::chrono::steady_clock::now();
-  for (int done = 0; options.iterations == 0 || done < options.iterations; ++done) {
-    wake += period;
-    std::this_thread::sleep_until(wake);
-    auto sample = sampler.sample();
-    if (!sample) return report_error(sample.error());
+  if (options.iterations > 0) loop.samples = static_cast<std::uint64_t>(options.iterations);
+  bool reader_gone = false;
+  auto end = run_sampling_loop(sampler, loop, [&](const Sample& sample) -> Result<bool> {
     if (json) {
-      fmt::print("{}\n", views::dump_json(views::top_json(**sample)));
+      fmt::print("{}\n", views::dump_json(views::top_json(sample)));
     } else {
-      fmt::print("{}", views::render_top_batch(**sample, settings));
+      fmt::print("{}", views::render_top_batch(sample, settings));
     }
     std::fflush(stdout);
-    if (std::ferror(stdout)) return 1;  // the reader went away
-  }
-  return 0;
+    reader_gone = std::ferror(stdout) != 0;
+    return !reader_gone;
+  });
+  if (!end) return report_error(end.error());
+  return reader_gone ? 1 : 0;
 }
 
 int run_top(const GlobalOptions& global, const TopOptions& options) {

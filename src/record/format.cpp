@@ -156,6 +156,7 @@ std::string encode_payload(const HostBlock& block) {
   put_string(out, topology.model_name);
   put_varint(out, block.vm_filter.size());
   for (const auto& vm : block.vm_filter) put_string(out, vm);
+  put_string(out, block.source);
   return out;
 }
 
@@ -285,6 +286,7 @@ HostBlock decode_host(ByteReader& in) {
   block.topology.model_name = in.string();
   const std::uint64_t filters = in.varint();
   for (std::uint64_t i = 0; i < filters && in.ok(); ++i) block.vm_filter.push_back(in.string());
+  if (in.ok() && !in.at_end()) block.source = in.string();  // absent in older files
   return block;
 }
 

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <thread>
 
+#include "collect/sampling_loop.h"
 #include "record/session.h"
 
 namespace vcpumap::record {
@@ -14,49 +15,33 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// Waits until `until` or until `stop_fd` is readable; true when asked to stop.
-bool wait_until(Clock::time_point until, int stop_fd) {
-  for (;;) {
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - Clock::now());
-    if (left.count() <= 0) return false;
-    pollfd fd{stop_fd, POLLIN, 0};
-    const int ready = ::poll(&fd, stop_fd >= 0 ? 1 : 0, static_cast<int>(left.count()) + 1);
-    if (ready > 0) return true;
-  }
-}
-
 constexpr auto kFlushEvery = std::chrono::seconds(1);
 
 Status record_sampled(const RecordOptions& options, Session& session, Sampler& sampler, int stop_fd,
                       const ProgressCallback& progress, std::string& reason) {
-  const auto start = session.start_time();
-  auto last_flush = start;
-  auto last_progress = start;
-  for (std::uint64_t n = 1;; ++n) {
-    auto wake = start + n * options.interval;
-    const bool ends = options.duration && wake - start >= *options.duration;
-    if (ends) wake = start + *options.duration;
-    if (wait_until(wake, stop_fd)) {
-      reason = "interrupted";
-      return Ok{};
-    }
-    auto sample = sampler.sample();
-    if (!sample) return sample.error();
-    session.add_sample(**sample);
+  LoopOptions loop;
+  loop.start = session.start_time();
+  loop.period = options.interval;
+  if (options.duration) loop.duration = *options.duration;
+  loop.stop_fd = stop_fd;
+  auto last_flush = loop.start;
+  auto last_progress = loop.start;
+  auto end = run_sampling_loop(sampler, loop, [&](const Sample& sample) -> Result<bool> {
+    session.add_sample(sample);
     const auto now = Clock::now();
     if (now - last_flush >= kFlushEvery) {
-      if (auto status = session.flush(); !status) return status;
+      if (auto status = session.flush(); !status) return status.error();
       last_flush = now;
     }
     if (now - last_progress >= std::chrono::seconds(1)) {
       progress(session.progress());
       last_progress = now;
     }
-    if (ends) {
-      reason = "duration reached";
-      return Ok{};
-    }
-  }
+    return true;
+  });
+  if (!end) return end.error();
+  reason = *end == LoopEnd::stopped ? "interrupted" : "duration reached";
+  return Ok{};
 }
 
 }  // namespace
@@ -75,6 +60,7 @@ Status Session::start(const Sample& sample) {
   start_mono_ = sample.snapshot.monotonic;
   HostBlock host;
   host.tool_version = options_.tool_version;
+  host.source = sample.snapshot.source;
   utsname names{};
   if (::uname(&names) == 0) {
     host.hostname = names.nodename;

@@ -2,6 +2,7 @@
 // space, merged across CPUs in time order, plus a sample a second (new threads, counters).
 #include <algorithm>
 
+#include "collect/sampling_loop.h"
 #include "record/session.h"
 
 namespace vcpumap::record {
@@ -93,24 +94,29 @@ Status record_exact(const RecordOptions& options, Session& session, Sampler& sam
                     perf::SchedTracer& tracer, int stop_fd, const ProgressCallback& progress,
                     std::string& reason) {
   const auto start = session.start_time();
-  tracer.enable();
+  if (auto enabled = tracer.enable(); !enabled) return enabled;
   std::vector<perf::SchedEvent> raw;
   std::vector<Event> pending;
   std::int64_t last_time = 0;
-  auto next_sample = start + std::chrono::seconds(1);
+  // A sample each second, on the one sampling clock: the counters the events are checked against.
+  Ticker samples(std::chrono::seconds(1), start);
   auto last_flush = Clock::now();
   auto last_progress = last_flush;
   for (;;) {
     const auto now = Clock::now();
     const bool ends = options.duration && now - start >= *options.duration;
-    auto wait_ms = std::chrono::duration_cast<std::chrono::milliseconds>(next_sample - now);
+    auto wait_ms = std::chrono::duration_cast<std::chrono::milliseconds>(samples.next() - now);
     if (options.duration) {
       wait_ms = std::min(wait_ms, std::chrono::duration_cast<std::chrono::milliseconds>(
                                       start + *options.duration - now));
     }
-    const bool stop =
-        !ends &&
-        tracer.wait(static_cast<int>(std::clamp<std::int64_t>(wait_ms.count(), 0, 100)), stop_fd);
+    bool stop = false;
+    if (!ends) {
+      auto woke =
+          tracer.wait(static_cast<int>(std::clamp<std::int64_t>(wait_ms.count(), 0, 100)), stop_fd);
+      if (!woke) return woke.error();
+      stop = *woke;
+    }
     raw.clear();
     tracer.drain(raw);
     keep_vm_events(session, raw, pending, last_time);
@@ -122,11 +128,11 @@ Status record_exact(const RecordOptions& options, Session& session, Sampler& sam
       return Ok{};
     }
     release(session, pending, session.since_start(Clock::now()) - kHoldbackNs);
-    if (Clock::now() >= next_sample) {
+    if (Clock::now() >= samples.next()) {
       auto sample = sampler.sample();
       if (!sample) return sample.error();
       session.add_sample(**sample);
-      next_sample += std::chrono::seconds(1);
+      samples.advance();
     }
     if (session.buffered_events() >= kEventsPerBlock ||
         Clock::now() - last_flush >= std::chrono::seconds(1)) {

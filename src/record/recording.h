@@ -25,6 +25,9 @@ struct HostBlock {
   std::int64_t start_wall_ns = 0;      // Unix time of time 0
   Topology topology;                   // cpus (cpu, core, package, node, online), counts, vendor
   std::vector<std::string> vm_filter;  // the VMs the user named (empty: all)
+  // The thread-facts engine that read the samples ("bpf", "procfs"); empty in files written
+  // before it was recorded (the field was added at the end of the block, so they still read).
+  std::string source;
 };
 
 // One thread as first seen. `key` numbers threads across the file: a tid can be reused, a key

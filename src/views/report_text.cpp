@@ -169,6 +169,8 @@ nlohmann::json report_json(const record::Report& report) {
       {"vms", vms},
       {"duration_s", double(report.duration_ns) / 1e9},
       {"mode", std::string(record::to_string(report.host.mode))},
+      {"source",
+       report.host.source.empty() ? nlohmann::json(nullptr) : nlohmann::json(report.host.source)},
       {"lost_events", report.lost_events},
       {"samples", report.samples},
       {"events", report.events},

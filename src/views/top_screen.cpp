@@ -9,6 +9,7 @@
 
 #include <fmt/format.h>
 
+#include "collect/sampling_loop.h"
 #include "util/duration.h"
 #include "util/text.h"
 
@@ -118,19 +119,23 @@ Status run_top_screen(Sampler& sampler, TopSettings& settings, int iterations) {
   Screen screen;
   View view{nullptr, settings, 0, false, {}};
   // The first screen comes quickly, from a short interval; later ones every delay.
-  auto next = Clock::now() + std::chrono::milliseconds(300);
+  const auto period = [&] {
+    return std::chrono::duration_cast<Clock::duration>(
+        std::chrono::duration<double>(settings.delay_s));
+  };
+  Ticker ticker(period(), Clock::now() + std::chrono::milliseconds(300) - period());
   int refreshes = 0;
   bool quit = false;
   while (!quit) {
-    const auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(next - Clock::now());
+    const auto wait =
+        std::chrono::duration_cast<std::chrono::milliseconds>(ticker.next() - Clock::now());
     timeout(static_cast<int>(std::max<long long>(0, wait.count())));
     const int key = getch();
     if (key == ERR) {
       auto sample = sampler.sample();
       if (!sample) return sample.error();
       view.sample = *sample;
-      next = Clock::now() + std::chrono::duration_cast<Clock::duration>(
-                                std::chrono::duration<double>(settings.delay_s));
+      ticker.advance();
       view.draw();
       if (iterations > 0 && ++refreshes >= iterations) break;
       continue;
@@ -144,7 +149,7 @@ Status run_top_screen(Sampler& sampler, TopSettings& settings, int iterations) {
           quit = true;
           break;
         case ' ':
-          next = Clock::now();
+          ticker.tick_at(Clock::now());
           break;
         case 'h':
         case '?':
@@ -179,8 +184,7 @@ Status run_top_screen(Sampler& sampler, TopSettings& settings, int iterations) {
                 "'{}' is not a delay: give seconds from 0.1, e.g. 1.5 or 500ms", printable(text));
           } else {
             settings.delay_s = delay;
-            next = Clock::now() + std::chrono::duration_cast<Clock::duration>(
-                                      std::chrono::duration<double>(delay));
+            ticker.set_period(period(), Clock::now());
           }
           break;
         }

@@ -238,17 +238,28 @@ Result<std::unique_ptr<SchedTracer>> SchedTracer::open(const SchedTracepoints& t
 
 SchedTracer::~SchedTracer() = default;
 
-void SchedTracer::enable() {
+Status SchedTracer::enable() {
   for (auto& ring : rings_) {
-    for (auto& fd : ring->fds) ::ioctl(fd.get(), PERF_EVENT_IOC_ENABLE, 0);
+    for (auto& fd : ring->fds) {
+      if (::ioctl(fd.get(), PERF_EVENT_IOC_ENABLE, 0) != 0) {
+        return make_error(ExitCode::failure, "enabling a sched tracepoint failed: {}",
+                          std::strerror(errno));
+      }
+    }
   }
+  return Ok{};
 }
 
-bool SchedTracer::wait(int timeout_ms, int extra_fd) {
+Result<bool> SchedTracer::wait(int timeout_ms, int extra_fd) {
   std::vector<pollfd> fds;
   for (auto& ring : rings_) fds.push_back({ring->fds[0].get(), POLLIN, 0});
   if (extra_fd >= 0) fds.push_back({extra_fd, POLLIN, 0});
-  if (::poll(fds.data(), fds.size(), timeout_ms) <= 0) return false;
+  const int ready = ::poll(fds.data(), fds.size(), timeout_ms);
+  if (ready < 0 && errno != EINTR) {
+    return make_error(ExitCode::failure, "waiting for sched events failed: {}",
+                      std::strerror(errno));
+  }
+  if (ready <= 0) return false;
   return extra_fd >= 0 && (fds.back().revents & POLLIN) != 0;
 }
 

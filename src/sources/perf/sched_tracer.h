@@ -65,11 +65,12 @@ class SchedTracer {
   SchedTracer(const SchedTracer&) = delete;
   SchedTracer& operator=(const SchedTracer&) = delete;
 
-  // Starts counting on every CPU.
-  void enable();
+  // Starts counting on every CPU; an error when the kernel refuses.
+  Status enable();
   // Waits up to `timeout_ms` for a ring to fill past its watermark, or for `extra_fd` (e.g. a
-  // signalfd) to become readable; true when extra_fd is readable.
-  bool wait(int timeout_ms, int extra_fd);
+  // signalfd) to become readable; true when extra_fd is readable. A poll failure is an error,
+  // not a timeout.
+  Result<bool> wait(int timeout_ms, int extra_fd);
   // Appends every event waiting in the rings to `out` (per CPU in time order, not merged).
   void drain(std::vector<SchedEvent>& out);
 
