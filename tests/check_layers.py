@@ -1,0 +1,44 @@
+#!/usr/bin/env python3
+"""The layering of docs/design.md, checked: each folder of src/ includes only the folders below
+it, and nothing outside src/sources/ names a path under /proc or /sys. Every library exports
+src/ as its include root, so the link graph alone would not catch an include that points up;
+this check does. Usage: check_layers.py SOURCE_DIR"""
+import pathlib
+import re
+import sys
+
+# Each folder and the folders it may include (besides itself).
+ALLOWED = {
+    "util": set(),
+    "core": {"util"},
+    "sources": {"core", "util"},
+    "collect": {"sources", "core", "util"},
+    "pin": {"collect", "sources", "core", "util"},
+    "audit": {"collect", "sources", "core", "util"},
+    "record": {"collect", "sources", "core", "util"},
+    "views": {"audit", "record", "pin", "collect", "core", "util"},
+    "serve": {"views", "collect", "core", "util"},
+    "cli": {"serve", "views", "audit", "record", "pin", "collect", "sources", "core", "util"},
+}
+INCLUDE = re.compile(r'^\s*#\s*include\s+"([a-z_]+)/')
+OS_PATH = re.compile(r'"/(proc|sys)(/|")')
+
+src = pathlib.Path(sys.argv[1]) / "src"
+problems = []
+for path in sorted(src.rglob("*")):
+    if path.suffix not in {".cpp", ".h", ".c"}:
+        continue
+    folder = path.relative_to(src).parts[0]
+    if folder not in ALLOWED:
+        problems.append(f"{path}: folder '{folder}' is not in the layering (docs/design.md)")
+        continue
+    for number, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
+        match = INCLUDE.match(line)
+        if match and match.group(1) != folder and match.group(1) not in ALLOWED[folder]:
+            problems.append(f"{path}:{number}: {folder}/ includes {match.group(1)}/, which is above it")
+        if folder != "sources" and OS_PATH.search(line):
+            problems.append(f"{path}:{number}: a /proc or /sys path outside src/sources/")
+for problem in problems:
+    print(problem)
+print(f"layers: {len(problems)} problems")
+sys.exit(1 if problems else 0)
