@@ -81,7 +81,11 @@ for task in /proc/"$PINNED"/task/*; do
   [[ "$tid" == "$PIN_VCPU0" || "$tid" == "$PIN_VCPU1" ]] && continue
   taskset -pc 0 "$tid" >/dev/null || fatal "taskset -pc 0 $tid failed"
 done
-sleep 0.3  # let the spinning vCPU 0 reach CPU 1
+# Wait (bounded) until the spinning vCPU 0 has moved to CPU 1.
+for ((i = 0; i < 50; i++)); do
+  [[ "$(ps_psr "$PINNED" "$PIN_VCPU0")" == 1 ]] && break
+  sleep 0.1
+done
 
 # --- list --json: all three guests, names, vCPU counts ------------------------------------------
 

@@ -153,11 +153,14 @@ keys P
 wait_screen "sort:P" 2
 assert_contains "key P: sorted by %CPU" "$(screen)" "sort:P"
 tmux_ resize-window -t "$SESSION" -x 120 -y 40
-sleep 1.2
+for ((i = 0; i < 50; i++)); do
+  [[ $(screen | wc -l) == 40 && "$(screen)" == *"itest-busy "* ]] && break
+  sleep 0.1
+done
 assert_eq "resize to 120x40: the screen fills 40 lines" "40" "$(screen | wc -l)"
 assert_contains "resize: the rows are still there" "$(screen)" "itest-busy "
 tmux_ resize-window -t "$SESSION" -x 50 -y 10
-sleep 1.2
+wait_screen "vcpumap top" 5
 assert_contains "resize to 50x10: still drawing" "$(screen)" "vcpumap top"
 keys q
 for ((i = 0; i < 30; i++)); do
