@@ -101,15 +101,8 @@ struct ThreadFacts {
   }
 };
 
-// One thread's identity everywhere: a tid is reused once its thread exits, the start time (stat
-// field 22) tells the two apart.
-struct ThreadId {
-  int pid = 0;
-  int tid = 0;
-  std::uint64_t start_time_ticks = 0;
-  auto operator<=>(const ThreadId&) const = default;
-};
-
+// A thread of a VM. Its identity everywhere (sampler, audit, recorder) is (VM pid, tid,
+// facts.start_time_ticks): a tid is reused once its thread exits, the start time tells them apart.
 struct VmThread {
   int tid = 0;
   std::string name;  // raw bytes of the kernel's comm, may hold anything
