@@ -5,6 +5,7 @@
 #include "collect/sampler.h"
 #include "collect/snapshot.h"
 #include "serve/server.h"
+#include "sources/procfs/thread_files.h"
 
 namespace vcpumap::cli {
 namespace {
@@ -33,6 +34,13 @@ int run_serve(const GlobalOptions& global, ServeFlags& flags) {
   SamplerOptions sampler_options;
   sampler_options.snapshot = snapshot_options;
   sampler_options.snapshot.use_libvirt = false;
+  // Each connection holds a descriptor: the sampler keeps its files open only in what the
+  // connection cap and a reserve leave of the open-file limit.
+  const std::uint64_t file_limit = procfs::raise_open_file_limit();
+  auto max_connections = serve::resolve_max_connections(flags.options.max_connections, file_limit);
+  if (!max_connections) return report_error(max_connections.error());
+  flags.options.max_connections = *max_connections;
+  sampler_options.kept_file_budget = file_limit - serve::kSpareFiles - *max_connections;
   auto sampler = std::make_shared<Sampler>(std::move(sampler_options));
   auto take = [sampler, snapshot_options]() -> Result<Snapshot> {
     auto sample = sampler->sample();
@@ -67,12 +75,19 @@ void add_serve_command(CLI::App& app, const GlobalOptions& global, int& exit_cod
       ->type_name("SECONDS");
   serve
       ->add_option("--max-connections", flags->options.max_connections,
-                   "connections served at once; more wait in the listen queue (default 64)")
-      ->check(CLI::Range(1, 4096))
+                   "connections open at once; past it a new one is closed at once (default "
+                   "4096, or half the open-file limit when that is lower)")
+      ->check(CLI::Range(1, 1 << 20))
+      ->type_name("N");
+  serve
+      ->add_option("--max-connections-per-ip", flags->options.max_connections_per_ip,
+                   "connections open at once from one client address; 0: no cap (default 256)")
+      ->check(CLI::Range(0, 1 << 20))
       ->type_name("N");
   serve
       ->add_option("--request-timeout", flags->request_timeout_seconds,
-                   "seconds to read a request or write a reply before giving up (default 10)")
+                   "close a connection that sends or takes nothing for this many seconds "
+                   "(default 10)")
       ->check(CLI::Range(1, 600))
       ->type_name("SECONDS");
   serve->callback([&global, &exit_code, flags] { exit_code = run_serve(global, *flags); });

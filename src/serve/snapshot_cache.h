@@ -10,6 +10,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "core/model.h"
 #include "util/result.h"
@@ -26,6 +27,8 @@ class CachedSnapshot {
   const Result<Snapshot>& snapshot() const { return snapshot_; }
   // The /metrics body.
   const std::string& metrics_text() const { return metrics_text_; }
+  // The /metrics body gzipped, compressed on first use: once per snapshot, not per scrape.
+  const std::string& metrics_gzip() const;
   // The /api/v1/snapshot body (the `list --json` document), rendered on first use.
   const std::string& json_text() const;
 
@@ -34,7 +37,12 @@ class CachedSnapshot {
   std::string metrics_text_;
   mutable std::once_flag json_once_;
   mutable std::string json_text_;
+  mutable std::once_flag gzip_once_;
+  mutable std::string metrics_gzip_;
 };
+
+// `text` gzipped (RFC 1952), empty when zlib fails.
+std::string gzip(std::string_view text);
 
 class SnapshotCache {
  public:

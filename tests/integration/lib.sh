@@ -122,6 +122,18 @@ expect_vcpumap() {
   fi
 }
 
+# start_exporter LOG ARGS...: starts `vcpumap --no-libvirt serve` on a free loopback port and
+# waits (bounded) until it listens; sets EXPORTER_PID and EXPORTER (its http(s)://ADDR:PORT).
+start_exporter() {
+  local log=$1 i
+  shift
+  start_background "$VCPUMAP" --no-libvirt serve --listen 127.0.0.1:0 "$@" 2>"$log"
+  EXPORTER_PID=$BG_PID
+  for ((i = 0; i < 100; i++)); do grep -q 'listening on' "$log" && break; sleep 0.05; done
+  EXPORTER=$(grep -o 'https\?://127.0.0.1:[0-9]*' "$log" | head -n1)
+  [[ -n "$EXPORTER" ]] || fatal "vcpumap serve did not start: $(cat "$log")"
+}
+
 # json_valid TEXT: TEXT parses as one JSON document.
 json_valid() { python3 -c 'import json,sys; json.loads(sys.stdin.buffer.read())' <<<"$1" 2>/dev/null; }
 

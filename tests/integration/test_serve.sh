@@ -88,16 +88,6 @@ say "guests: spin pid $SPIN, io pid $IO, hostile pid $HOSTILE"
 
 # --- the exporter ------------------------------------------------------------------------------
 
-# start_exporter LOG ARGS...: starts `vcpumap serve` on a free port; sets EXPORTER_PID, EXPORTER.
-start_exporter() {
-  local log=$1 i
-  shift
-  start_background "$VCPUMAP" --no-libvirt serve --listen 127.0.0.1:0 "$@" 2>"$log"
-  EXPORTER_PID=$BG_PID
-  for ((i = 0; i < 100; i++)); do grep -q 'listening on' "$log" && break; sleep 0.05; done
-  EXPORTER=$(grep -o 'https\?://127.0.0.1:[0-9]*' "$log" | head -n1)
-  [[ -n "$EXPORTER" ]] || fatal "vcpumap serve did not start: $(cat "$log")"
-}
 start_exporter "$TEST_TMP/exporter.log"
 FIRST_EXPORTER_PID=$EXPORTER_PID
 say "exporter pid $EXPORTER_PID at $EXPORTER"

@@ -1,5 +1,6 @@
 // The Prometheus exposition (views/prometheus_view) and the exporter's parts that need no socket:
-// the single-flight snapshot cache, the web config, basic auth, the listen address, the pool.
+// the single-flight snapshot cache and its gzip, the web config, basic auth, TLS versions, the
+// listen address and the connection cap.
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -7,9 +8,9 @@
 #include <sstream>
 #include <thread>
 
-#include "serve/connection_pool.h"
 #include "serve/server.h"
 #include "serve/snapshot_cache.h"
+#include "serve/tls.h"
 #include "serve/web_config.h"
 #include "views/prometheus_view.h"
 
@@ -284,29 +285,41 @@ TEST(ListenAddress, ParsesV4V6AndAllInterfaces) {
   EXPECT_FALSE(serve::parse_listen_address("1.2.3.4:70000").ok());
 }
 
-TEST(ConnectionPool, HoldsAtMostTheCapAndQueuesTheRest) {
-  serve::ConnectionPool pool(2);
-  std::latch release(1);
-  std::atomic<int> running = 0, peak = 0, done = 0;
-  std::thread producer([&] {
-    for (int i = 0; i < 6; ++i) {
-      pool.enqueue([&] {
-        peak = std::max(peak.load(), ++running);
-        release.wait();
-        --running;
-        ++done;
-      });
-    }
-  });
-  std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  EXPECT_LE(peak.load(), 2);
-  EXPECT_EQ(done.load(), 0);  // the producer is blocked in enqueue: two in hand, none queued
-  release.count_down();
-  producer.join();
-  pool.shutdown();
-  EXPECT_EQ(done.load(), 6);
-  EXPECT_EQ(peak.load(), 2);
-  EXPECT_LE(pool.threads_started(), 2u);
+TEST(AcceptsGzip, ReadsTheCodingsAndTheirWeights) {
+  EXPECT_TRUE(serve::accepts_gzip("gzip"));
+  EXPECT_TRUE(serve::accepts_gzip("deflate, gzip;q=0.5"));
+  EXPECT_TRUE(serve::accepts_gzip(" br ,  * "));
+  EXPECT_FALSE(serve::accepts_gzip(""));
+  EXPECT_FALSE(serve::accepts_gzip("identity"));
+  EXPECT_FALSE(serve::accepts_gzip("gzip;q=0"));
+  EXPECT_FALSE(serve::accepts_gzip("gzip; q=0.000, br"));
+  EXPECT_FALSE(serve::accepts_gzip("xgzip"));
+}
+
+TEST(SnapshotCache, GzipsTheMetricsOncePerSnapshot) {
+  const std::string text(100000, 'm');
+  const std::string packed = serve::gzip(text);
+  ASSERT_GE(packed.size(), 18u);
+  EXPECT_EQ(static_cast<unsigned char>(packed[0]), 0x1f);  // the gzip magic
+  EXPECT_EQ(static_cast<unsigned char>(packed[1]), 0x8b);
+  EXPECT_LT(packed.size(), text.size() / 50);
+  serve::CachedSnapshot cached(Error{"none"}, text);
+  EXPECT_EQ(&cached.metrics_gzip(), &cached.metrics_gzip());  // compressed once, then kept
+  EXPECT_EQ(cached.metrics_gzip(), packed);
+}
+
+TEST(ResolveMaxConnections, FitsUnderTheOpenFileLimit) {
+  EXPECT_EQ(serve::resolve_max_connections(0, 20000).value(), serve::kDefaultMaxConnections);
+  EXPECT_EQ(serve::resolve_max_connections(0, 1024).value(), (1024 - serve::kSpareFiles) / 2);
+  EXPECT_EQ(serve::resolve_max_connections(100, 1024).value(), 100u);
+  EXPECT_FALSE(serve::resolve_max_connections(1000, 1024).ok());
+  EXPECT_FALSE(serve::resolve_max_connections(0, 100).ok());
+}
+
+TEST(TlsPriorities, NameTheVersionsFromMinToMax) {
+  EXPECT_EQ(serve::tls_priorities(0, 0), "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2");
+  EXPECT_EQ(serve::tls_priorities(0x0304, 0), "NORMAL:-VERS-ALL:+VERS-TLS1.3");
+  EXPECT_EQ(serve::tls_priorities(0x0301, 0x0302), "NORMAL:-VERS-ALL:+VERS-TLS1.1:+VERS-TLS1.0");
 }
 
 }  // namespace
