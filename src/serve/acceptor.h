@@ -22,7 +22,7 @@ class Acceptor {
   using HandOver = std::function<void(int socket, const sockaddr* peer, socklen_t length)>;
 
   // Starts accepting on `listener` (a listening, non-blocking socket). `open` counts the
-  // connections the server holds now (kept by the server's open/close notifications).
+  // connections the server holds now (`hand_over` counts them in, the server out).
   Acceptor(Fd listener, std::size_t cap, const std::atomic<std::size_t>& open, HandOver hand_over);
   // Stops accepting and closes the listening socket.
   ~Acceptor();

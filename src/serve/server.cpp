@@ -75,18 +75,15 @@ struct Service {
   BasicAuth& auth;
   ClientAuth client_auth = ClientAuth::none;
   InFlight in_flight;
-  std::atomic<std::size_t> open{0};  // connections libmicrohttpd holds now
+  std::atomic<std::size_t> open{0};  // connections handed to libmicrohttpd and not closed yet
 };
 
-// libmicrohttpd's word that a connection opened or closed: what the accept loop's cap counts.
+// libmicrohttpd's word that a connection closed. The accept loop counts a connection in as it
+// hands it over: libmicrohttpd starts it later, in the event loop that gets it, so counting
+// its "started" would let a burst of connections in past the cap before the first is counted.
 void count_connection(void* cls, MHD_Connection* /*connection*/, void** /*socket_context*/,
                       MHD_ConnectionNotificationCode change) {
-  auto& open = static_cast<Service*>(cls)->open;
-  if (change == MHD_CONNECTION_NOTIFY_STARTED) {
-    ++open;
-  } else {
-    --open;
-  }
+  if (change == MHD_CONNECTION_NOTIFY_CLOSED) --static_cast<Service*>(cls)->open;
 }
 
 // A reply's body: either text of a shared snapshot (kept alive by `hold`) or text of its own.
@@ -437,8 +434,11 @@ Status run_server(const ServeOptions& options, SnapshotCache::Take take) {
   {
     // MHD_add_connection closes the socket itself when it can't take it (per-address cap).
     const Acceptor acceptor(std::move(*listener), *max_connections, service.open,
-                            [daemon](int socket, const sockaddr* peer, socklen_t length) {
-                              MHD_add_connection(daemon, socket, peer, length);
+                            [daemon, &service](int socket, const sockaddr* peer, socklen_t length) {
+                              ++service.open;
+                              if (MHD_add_connection(daemon, socket, peer, length) != MHD_YES) {
+                                --service.open;
+                              }
                             });
     stopped_by = stop.wait();
   }  // the acceptor stops here: no new connections from now on

@@ -134,6 +134,22 @@ start_exporter() {
   [[ -n "$EXPORTER" ]] || fatal "vcpumap serve did not start: $(cat "$log")"
 }
 
+# make_web_config DIR: a self-signed certificate for 127.0.0.1 (DIR/tls.crt, DIR/tls.key, P-256:
+# quick handshakes) and DIR/web.yml, a --web.config.file with TLS and the user prom:s3cret.
+make_web_config() {
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 \
+    -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 -keyout "$1/tls.key" \
+    -out "$1/tls.crt" >/dev/null 2>&1 || fatal "openssl can't make a test certificate"
+  # bcrypt of "s3cret" (cost 5, as `htpasswd -nbBC 5` makes it).
+  cat >"$1/web.yml" <<'EOF'
+tls_server_config:
+  cert_file: tls.crt
+  key_file: tls.key
+basic_auth_users:
+  prom: $2b$05$0123456789abcdefghijkezSBOoG.jxfxmrXDMAIWDGKKClaxaYOO
+EOF
+}
+
 # json_valid TEXT: TEXT parses as one JSON document.
 json_valid() { python3 -c 'import json,sys; json.loads(sys.stdin.buffer.read())' <<<"$1" 2>/dev/null; }
 
