@@ -10,6 +10,7 @@
 
 #include "serve/snapshot_cache.h"
 #include "util/result.h"
+#include "views/prometheus_view.h"
 
 namespace vcpumap::serve {
 
@@ -31,6 +32,7 @@ struct ServeOptions {
   std::chrono::seconds request_timeout{10};  // a connection silent this long is closed
   // Per-connection memory: the request line and headers must fit in about half of it.
   std::size_t connection_memory = 16 * 1024;
+  views::Collectors collectors;  // the series families /metrics serves
   std::string version = "0.1.0";
 };
 

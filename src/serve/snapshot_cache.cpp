@@ -40,8 +40,12 @@ std::string gzip(std::string_view text) {
   return rc == Z_STREAM_END ? out : std::string{};
 }
 
-SnapshotCache::SnapshotCache(Take take, Clock::duration max_age, std::string version)
-    : take_(std::move(take)), max_age_(max_age), version_(std::move(version)) {}
+SnapshotCache::SnapshotCache(Take take, Clock::duration max_age, std::string version,
+                             views::Collectors collectors)
+    : take_(std::move(take)),
+      max_age_(max_age),
+      version_(std::move(version)),
+      collectors_(collectors) {}
 
 std::shared_ptr<const CachedSnapshot> SnapshotCache::get() {
   std::unique_lock lock(mutex_);
@@ -91,8 +95,8 @@ std::shared_ptr<const CachedSnapshot> SnapshotCache::refresh() {
     stats.snapshots_total = snapshots_;
     stats.errors_total = errors_;
   }
-  std::string text =
-      snapshot ? views::render_metrics(*snapshot, stats) : views::render_exporter_metrics(stats);
+  std::string text = snapshot ? views::render_metrics(*snapshot, stats, collectors_)
+                              : views::render_exporter_metrics(stats);
   return std::make_shared<const CachedSnapshot>(std::move(snapshot), std::move(text));
 }
 

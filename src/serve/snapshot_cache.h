@@ -14,6 +14,7 @@
 
 #include "core/model.h"
 #include "util/result.h"
+#include "views/prometheus_view.h"
 
 namespace vcpumap::serve {
 
@@ -49,8 +50,10 @@ class SnapshotCache {
   using Clock = std::chrono::steady_clock;
   using Take = std::function<Result<Snapshot>()>;
 
-  // `take` reads the host; a snapshot younger than `max_age` is served as it is.
-  SnapshotCache(Take take, Clock::duration max_age, std::string version);
+  // `take` reads the host; a snapshot younger than `max_age` is served as it is. `collectors`
+  // choose the families of the metrics text.
+  SnapshotCache(Take take, Clock::duration max_age, std::string version,
+                views::Collectors collectors = {});
 
   // The current snapshot: the cached one while fresh, else a new one. Concurrent callers that
   // find it stale wait for the one refresh in flight instead of starting their own.
@@ -65,6 +68,7 @@ class SnapshotCache {
   Take take_;
   Clock::duration max_age_;
   std::string version_;
+  views::Collectors collectors_;
   mutable std::mutex mutex_;
   std::condition_variable refreshed_;
   std::shared_ptr<const CachedSnapshot> current_;

@@ -3,7 +3,7 @@
 # 1,000 clients that send half a request and hang plus 200 that say nothing, held open while 10
 # real scrapes must each answer 200 within max(1 s, 5x the unloaded latency); 2,000 malformed
 # requests that must crash nothing and get 4xx; the per-address and global connection caps; the
-# idle timeout; the same hold on a TLS + basic auth listener with clients stalled mid-handshake;
+# idle timeout; the vm collector alone; the same hold on a TLS + basic auth listener with clients stalled mid-handshake;
 # peak RSS (VmHWM) at most 64 MiB throughout; a clean SIGTERM with all of it still connected.
 # The clients are tests/tools/http_load.py (python3 asyncio).
 # Usage: bash tests/integration/test_serve_hostile.sh PATH/TO/vcpumap [PATH/TO/fake_guest]
@@ -119,6 +119,23 @@ start_exporter "$TEST_TMP/exporter-idle.log" --request-timeout 2
 "${LOAD[@]}" idle "$EXPORTER" >"$TEST_TMP/idle.json"
 assert_eq "--request-timeout 2: a half request is closed after 2-$((2 + 2 * SLOWER)) s" "True" \
   "$(json "$TEST_TMP/idle.json" "d['closed'] and 1.9 <= d['seconds'] <= $((2 + 2 * SLOWER))")"
+kill -TERM "$EXPORTER_PID"
+wait "$EXPORTER_PID"
+
+# --- collectors: only the per-VM families --------------------------------------------------------
+
+start_exporter "$TEST_TMP/exporter-vm.log" --no-collector.vcpu --no-collector.iothread \
+  --no-collector.emulator
+assert_eq "only the vm collector: no per-thread series, a vm_cpu_seconds per VM with vCPUs" "0 True" \
+  "$(python3 - "$EXPORTER/metrics" <<'EOF'
+import sys, urllib.request
+lines = [l for l in urllib.request.urlopen(sys.argv[1], timeout=10).read().decode().splitlines()
+         if not l.startswith("#")]
+count = lambda prefix: sum(1 for l in lines if l.startswith(prefix))
+per_thread = count("vcpumap_vcpu_") + count("vcpumap_iothread_") + count("vcpumap_emulator_")
+print(per_thread, count("vcpumap_vm_cpu_seconds_total{") == count("vcpumap_vm_vcpus{") >= 16)
+EOF
+)"
 kill -TERM "$EXPORTER_PID"
 wait "$EXPORTER_PID"
 
