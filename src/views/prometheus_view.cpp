@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <iterator>
 #include <map>
 #include <optional>
 #include <utility>
@@ -41,6 +42,32 @@ std::size_t utf8_sequence_length(std::string_view text, std::size_t i) {
   return length;
 }
 
+// A label set rendered once, escaped, as it goes between the braces (`vm="a",uuid=""`): a VM's
+// labels are rendered once and shared by its threads' series, not escaped again for each.
+struct LabelText {
+  std::string text;
+};
+
+void append_label(std::string& out, std::string_view name, std::string_view value) {
+  if (!out.empty()) out += ',';
+  out += name;
+  out += "=\"";
+  out += escape_label_value(value);
+  out += '"';
+}
+
+LabelText render_labels(const Labels& labels) {
+  LabelText out;
+  for (const auto& [name, value] : labels) append_label(out.text, name, value);
+  return out;
+}
+
+LabelText with(const LabelText& labels, std::string_view name, std::string_view value) {
+  LabelText out = labels;
+  append_label(out.text, name, value);
+  return out;
+}
+
 // A family's HELP and TYPE lines and its samples, rendered in one block as the format requires.
 class Family {
  public:
@@ -49,25 +76,26 @@ class Family {
   }
 
   template <typename Value>
-  void add(const Labels& labels, Value value) {
+  void add(const LabelText& labels, Value value) {
     samples_ += name_;
-    if (!labels.empty()) {
+    if (!labels.text.empty()) {
       samples_ += '{';
-      bool first = true;
-      for (const auto& [label, text] : labels) {
-        if (!first) samples_ += ',';
-        first = false;
-        samples_ += label;
-        samples_ += "=\"";
-        samples_ += escape_label_value(text);
-        samples_ += '"';
-      }
+      samples_ += labels.text;
       samples_ += '}';
     }
-    samples_ += fmt::format(" {}\n", value);
+    fmt::format_to(std::back_inserter(samples_), " {}\n", value);
   }
 
-  void render_to(std::string& out) const { out += header_ + samples_; }
+  template <typename Value>
+  void add(const Labels& labels, Value value) {
+    add(render_labels(labels), value);
+  }
+
+  std::size_t size() const { return header_.size() + samples_.size(); }
+  void render_to(std::string& out) const {
+    out += header_;
+    out += samples_;
+  }
 
  private:
   std::string name_;
@@ -118,7 +146,7 @@ struct ThreadFamilies {
                                   "always 1.",
                                   what)) {}
 
-  void add(const Labels& labels, const ThreadFacts& facts, long ticks_per_second,
+  void add(const LabelText& labels, const ThreadFacts& facts, long ticks_per_second,
            bool with_affinity_info) {
     cpu_seconds.add(labels, seconds_on_cpu(facts, ticks_per_second));
     if (facts.run_delay_ns) run_delay.add(labels, static_cast<double>(*facts.run_delay_ns) / 1e9);
@@ -128,11 +156,10 @@ struct ThreadFamilies {
     if (with_affinity_info) affinity_info.add(with(labels, "cpus", facts.affinity.to_list()), 1);
   }
 
-  void render_to(std::string& out, bool with_affinity_info) const {
-    for (const auto* family : {&cpu_seconds, &run_delay, &migrations, &last_cpu, &affinity_cpus}) {
-      family->render_to(out);
-    }
-    if (with_affinity_info) affinity_info.render_to(out);
+  // Appends the families to render, in order.
+  void list(std::vector<const Family*>& order, bool with_affinity_info) const {
+    order.insert(order.end(), {&cpu_seconds, &run_delay, &migrations, &last_cpu, &affinity_cpus});
+    if (with_affinity_info) order.push_back(&affinity_info);
   }
 };
 
@@ -235,7 +262,7 @@ struct VmFamilies {
   Family off_pinned{"vcpumap_vm_vcpus_off_pinned_cpus", "gauge",
                     "vCPUs of the VM that last ran outside their affinity or libvirt's vcpupin."};
 
-  void add(const Labels& labels, const Vm& vm, const std::vector<const VmThread*>& vcpus,
+  void add(const LabelText& labels, const Vm& vm, const std::vector<const VmThread*>& vcpus,
            long ticks) {
     const ThreadSums sums = sum_threads(vcpus, ticks);
     std::size_t off = 0;
@@ -246,16 +273,15 @@ struct VmFamilies {
     off_pinned.add(labels, off);
   }
 
-  void render_to(std::string& out) const {
-    for (const auto* family : {&cpu_seconds, &run_delay, &migrations, &off_pinned}) {
-      family->render_to(out);
-    }
+  // Appends the families to render, in order.
+  void list(std::vector<const Family*>& order) const {
+    order.insert(order.end(), {&cpu_seconds, &run_delay, &migrations, &off_pinned});
   }
 };
 
 void render_vms(const Snapshot& snapshot, const Collectors& collectors, std::string& out) {
   Family vms("vcpumap_vms", "gauge", "VMs found on the host, inactive libvirt domains included.");
-  vms.add({}, snapshot.vms.size());
+  vms.add(LabelText{}, snapshot.vms.size());
   Family vm_info("vcpumap_vm_info", "gauge",
                  "A VM: its pid, hypervisor, libvirt state and where the vCPU-to-thread mapping "
                  "came from; always 1.");
@@ -293,9 +319,10 @@ void render_vms(const Snapshot& snapshot, const Collectors& collectors, std::str
 
   const long ticks = snapshot.clock_ticks_per_second;
   for (const auto& vm : snapshot.vms) {
-    const Labels labels = vm_labels(vm, seen[{vm.display_name(), vm.uuid}] > 1);
-    Labels info = with(labels, "hypervisor", std::string(to_string(vm.hypervisor)));
-    if (labels.size() == 2 || labels[2].first != "pid") {
+    const Labels names = vm_labels(vm, seen[{vm.display_name(), vm.uuid}] > 1);
+    const LabelText labels = render_labels(names);
+    Labels info = with(names, "hypervisor", std::string(to_string(vm.hypervisor)));
+    if (names.size() == 2 || names[2].first != "pid") {
       info.emplace_back("pid", vm.pid > 0 ? std::to_string(vm.pid) : "");
     }
     info.emplace_back("state", vm.libvirt ? vm.libvirt->state : "running");
@@ -308,7 +335,7 @@ void render_vms(const Snapshot& snapshot, const Collectors& collectors, std::str
     if (collectors.vm) per_vm.add(labels, vm, vcpus, ticks);
     if (collectors.vcpu) {
       for (const auto* thread : vcpus) {
-        const Labels thread_labels = with(labels, "vcpu", std::to_string(thread->vcpu));
+        const LabelText thread_labels = with(labels, "vcpu", std::to_string(thread->vcpu));
         vcpu.add(thread_labels, thread->facts, ticks, collectors.affinity);
         off_pinned.add(thread_labels, off_pinned_cpus(vm, *thread) ? 1 : 0);
       }
@@ -339,20 +366,24 @@ void render_vms(const Snapshot& snapshot, const Collectors& collectors, std::str
   }
 
   // A collector switched off leaves its families out whole, HELP and TYPE lines too.
-  for (const auto* family : {&vms, &vm_info, &vm_vcpus}) family->render_to(out);
-  if (collectors.vm) per_vm.render_to(out);
+  std::vector<const Family*> order = {&vms, &vm_info, &vm_vcpus};
+  if (collectors.vm) per_vm.list(order);
   if (collectors.vcpu) {
-    vcpu.render_to(out, collectors.affinity);
-    off_pinned.render_to(out);
+    vcpu.list(order, collectors.affinity);
+    order.push_back(&off_pinned);
   }
   if (collectors.emulator) {
-    for (const auto* family : {&emulator_seconds, &emulator_delay, &emulator_migrations,
-                               &emulator_threads, &emulator_last_cpu, &emulator_cpus}) {
-      family->render_to(out);
-    }
-    if (collectors.affinity) emulator_info.render_to(out);
+    order.insert(order.end(), {&emulator_seconds, &emulator_delay, &emulator_migrations,
+                               &emulator_threads, &emulator_last_cpu, &emulator_cpus});
+    if (collectors.affinity) order.push_back(&emulator_info);
   }
-  if (collectors.iothread) iothread.render_to(out, collectors.affinity);
+  if (collectors.iothread) iothread.list(order, collectors.affinity);
+  // One allocation for the whole text (several MB at fleet scale), not a doubling per family,
+  // with room for the exporter's own metrics after it.
+  std::size_t size = out.size() + 4096;
+  for (const auto* family : order) size += family->size();
+  out.reserve(size);
+  for (const auto* family : order) family->render_to(out);
 }
 
 }  // namespace
@@ -387,17 +418,17 @@ std::string escape_label_value(std::string_view value) {
 std::string render_exporter_metrics(const ExporterStats& stats) {
   Family duration("vcpumap_scrape_duration_seconds", "gauge",
                   "How long the snapshot behind this scrape took to read, in seconds.");
-  duration.add({}, stats.snapshot_seconds);
+  duration.add(LabelText{}, stats.snapshot_seconds);
   Family success("vcpumap_scrape_success", "gauge",
                  "1 when the snapshot behind this scrape was read, 0 when it failed.");
-  success.add({}, stats.success ? 1 : 0);
+  success.add(LabelText{}, stats.success ? 1 : 0);
   Family errors("vcpumap_scrape_errors_total", "counter",
                 "Snapshots that failed since the exporter started.");
-  errors.add({}, stats.errors_total);
+  errors.add(LabelText{}, stats.errors_total);
   Family snapshots("vcpumap_snapshots_total", "counter",
                    "Snapshots taken since the exporter started: scrapes within the cache "
                    "interval share one.");
-  snapshots.add({}, stats.snapshots_total);
+  snapshots.add(LabelText{}, stats.snapshots_total);
   Family build("vcpumap_build_info", "gauge", "The vcpumap version serving these metrics.");
   build.add({{"version", stats.version}}, 1);
   std::string out;
