@@ -3,8 +3,9 @@
 # 1,000 clients that send half a request and hang plus 200 that say nothing, held open while 10
 # real scrapes must each answer 200 within max(1 s, 5x the unloaded latency); 2,000 malformed
 # requests that must crash nothing and get 4xx; the per-address and global connection caps; the
-# idle timeout; the vm collector alone; the same hold on a TLS + basic auth listener with clients stalled mid-handshake;
-# peak RSS (VmHWM) at most 64 MiB throughout; a clean SIGTERM with all of it still connected.
+# idle timeout; the vm collector alone; the same hold on a TLS + basic auth listener with clients
+# stalled mid-handshake; client certificates; peak RSS (VmHWM) at most 64 MiB throughout; a clean
+# SIGTERM with all of it still connected.
 # The clients are tests/tools/http_load.py (python3 asyncio).
 # Usage: bash tests/integration/test_serve_hostile.sh PATH/TO/vcpumap [PATH/TO/fake_guest]
 # Set VCPUMAP_BENCH_OUT=FILE to append the figures (BENCHMARKS.md table rows).
@@ -158,6 +159,39 @@ if command -v openssl >/dev/null; then
   assert_eq "TLS exporter: exits 0 on SIGTERM" "0" "$?"
   CHECKS=$((CHECKS + 1))
   ((SECONDS <= 6)) || fail "TLS exporter: stops within 6 s of SIGTERM" "took ${SECONDS}s"
+
+  # Client certificates: a CA, a client it signed and one it did not.
+  for name in ca client other; do
+    openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj "/CN=$name" \
+      -keyout "$TEST_TMP/$name.key" -out "$TEST_TMP/$name.csr" >/dev/null 2>&1
+  done
+  openssl x509 -req -in "$TEST_TMP/ca.csr" -key "$TEST_TMP/ca.key" -days 1 -out "$TEST_TMP/ca.crt" \
+    >/dev/null 2>&1
+  openssl x509 -req -in "$TEST_TMP/client.csr" -CA "$TEST_TMP/ca.crt" -CAkey "$TEST_TMP/ca.key" \
+    -CAcreateserial -days 1 -out "$TEST_TMP/client.crt" >/dev/null 2>&1
+  openssl x509 -req -in "$TEST_TMP/other.csr" -key "$TEST_TMP/other.key" -days 1 \
+    -out "$TEST_TMP/other.crt" >/dev/null 2>&1 || fatal "openssl can't make the client certificates"
+  printf 'tls_server_config:\n  cert_file: tls.crt\n  key_file: tls.key\n  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: ca.crt\n' \
+    >"$TEST_TMP/web-mtls.yml"
+  start_exporter "$TEST_TMP/exporter-mtls.log" --web.config.file "$TEST_TMP/web-mtls.yml"
+  assert_eq "RequireAndVerifyClientCert: none 403, the CA's client 200, another 403" "403 200 403" \
+    "$(cd "$TEST_TMP" && python3 - "$EXPORTER/healthz" <<'EOF'
+import ssl, sys, urllib.error, urllib.request
+codes = []
+for cert in (None, "client", "other"):
+    context = ssl.create_default_context(cafile="tls.crt")
+    if cert:
+        context.load_cert_chain(cert + ".crt", cert + ".key")
+    try:
+        codes.append(urllib.request.urlopen(sys.argv[1], context=context, timeout=10).status)
+    except urllib.error.HTTPError as error:
+        codes.append(error.code)
+print(*codes)
+EOF
+)"
+  kill -TERM "$EXPORTER_PID"
+  wait "$EXPORTER_PID"
+
   if [[ -n "${VCPUMAP_BENCH_OUT:-}" ]]; then
     printf '| %s | %s CPUs | HTTP: 1,000 half + 200 silent | %s |\n' "$(date -u +%F)" "$(nproc)" \
       "$HOLD_FIGURES" >>"$VCPUMAP_BENCH_OUT"
