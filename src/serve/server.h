@@ -30,7 +30,7 @@ struct ServeOptions {
   std::size_t max_connections = 0;
   std::size_t max_connections_per_ip = 256;  // 0: no cap per client address
   std::chrono::seconds request_timeout{10};  // a connection silent this long is closed
-  // Per-connection memory: the request line and headers must fit in about half of it.
+  // Per-connection memory (libmicrohttpd's pool): the request line and headers must fit in it.
   std::size_t connection_memory = 16 * 1024;
   views::Collectors collectors;  // the series families /metrics serves
   std::string version = "0.1.0";
