@@ -22,9 +22,9 @@ ulimit -n "$(ulimit -Hn)" 2>/dev/null
 RSS_LIMIT_KIB=$((64 * 1024))
 SLOWER=1
 if [[ -n "${VCPUMAP_SANITIZED:-}" ]]; then
-  RSS_LIMIT_KIB=$((512 * 1024))
+  RSS_LIMIT_KIB=$((2048 * 1024))  # shadow memory and the 256 MiB quarantine
   SLOWER=4
-  say "under ASan+UBSan: RSS bound 512 MiB, time bounds x$SLOWER"
+  say "under ASan+UBSan: RSS bound 2 GiB, time bounds x$SLOWER"
 fi
 
 # json FILE EXPR: EXPR over the JSON document in FILE (as `d`).
@@ -44,9 +44,24 @@ check_hold() {
     "True" "$(python3 -c "print($slowest <= $bound)")"
 }
 
+# check_stop FILE WHAT N: the hold ended with SIGTERM to the exporter, N clients still connected:
+# it closed them all within 6 s and exited 0.
+check_stop() {
+  wait "$EXPORTER_PID"
+  assert_eq "$2: SIGTERM with $3 clients connected: exit 0" "0" "$?"
+  assert_eq "$2: ... every connection closed within 6 s" "$3 True" \
+    "$(json "$1" '"%d %s" % (d["stop"]["closed"], d["stop"]["seconds"] <= 6)')"
+}
+
+# check_rss WHAT [FILE]: the exporter's peak RSS (VmHWM), read now or, from FILE, as the client
+# read it before it stopped the exporter.
 check_rss() {
   local hwm
-  hwm=$(awk '/^VmHWM:/ {print $2}' "/proc/$EXPORTER_PID/status")
+  if [[ -n "${2:-}" ]]; then
+    hwm=$(json "$2" 'd["peak_rss_kib"]')
+  else
+    hwm=$(awk '/^VmHWM:/ {print $2}' "/proc/$EXPORTER_PID/status")
+  fi
   CHECKS=$((CHECKS + 1))
   ((hwm <= RSS_LIMIT_KIB)) || fail "$1: peak RSS at most $((RSS_LIMIT_KIB / 1024)) MiB" \
     "VmHWM ${hwm} kB"
@@ -71,19 +86,25 @@ for ((i = 0; i < 200; i++)); do (($(wc -l <"$TEST_TMP/guests.out") >= 16)) && br
 # scrapes going is the event loops, not the timeout (tested on its own below).
 start_exporter "$TEST_TMP/exporter.log" --cache 0 --request-timeout 120
 say "exporter pid $EXPORTER_PID at $EXPORTER"
-"${LOAD[@]}" hold "$EXPORTER" --half 1000 --silent 200 --pid "$EXPORTER_PID" >"$TEST_TMP/hold.json" ||
+"${LOAD[@]}" hold "$EXPORTER" --half 1000 --silent 200 --pid "$EXPORTER_PID" \
+  --term "$EXPORTER_PID" --timeout $((30 * SLOWER)) >"$TEST_TMP/hold.json" ||
   fatal "http_load.py hold failed"
 check_hold "$TEST_TMP/hold.json" "HTTP, 1,000 half requests + 200 silent" 1200
-check_rss "HTTP hold"
+check_rss "HTTP hold" "$TEST_TMP/hold.json"
+check_stop "$TEST_TMP/hold.json" "HTTP" 1200
 HOLD_FIGURES=$(figures "$TEST_TMP/hold.json")
 say "hold: unloaded max | loaded median | loaded max: $HOLD_FIGURES; peak RSS $((PEAK_RSS_KIB / 1024)) MiB"
 
 # --- 2,000 malformed requests -----------------------------------------------------------------------
 
-"${LOAD[@]}" flood "$EXPORTER" --count 2000 --pid "$EXPORTER_PID" >"$TEST_TMP/flood.json" ||
-  fatal "http_load.py flood failed"
+# Its own exporter, with a 3 s timeout: about 1 in 4,000 random inputs could still be the start of
+# a request to libmicrohttpd, which then waits for more, as for any slow client, until the
+# timeout closes it. The client waits 15 s for an answer or a close.
+start_exporter "$TEST_TMP/exporter-flood.log" --cache 0 --request-timeout 3
+"${LOAD[@]}" flood "$EXPORTER" --count 2000 --pid "$EXPORTER_PID" --timeout $((15 * SLOWER)) \
+  >"$TEST_TMP/flood.json" || fatal "http_load.py flood failed"
 assert_eq "flood: the exporter is still running" "0" "$(kill -0 "$EXPORTER_PID"; echo $?)"
-assert_eq "flood: random bytes get 4xx, or are closed at once (no answer, or a reset)" "{}" \
+assert_eq "flood: random bytes get 4xx, or are closed (no answer, or a reset)" "{}" \
   "$(json "$TEST_TMP/flood.json" '{k: v for k, v in d["results"]["random"].items() if not (k.startswith("4") or k in ("closed", "error:ConnectionResetError"))}')"
 assert_eq "flood: a 70 KB request line gets 414" "{'414': 400}" \
   "$(json "$TEST_TMP/flood.json" 'd["results"]["long-line"]')"
@@ -104,11 +125,15 @@ say "flood: 2,000 requests in ${FLOOD_SECONDS}s, then a scrape in ${after}s"
 
 # --- the caps and the idle timeout ----------------------------------------------------------------
 
+kill -TERM "$EXPORTER_PID"
+wait "$EXPORTER_PID"
+assert_eq "exporter: exits 0 on SIGTERM after the flood" "0" "$?"
+
+start_exporter "$TEST_TMP/exporter-ip.log" --request-timeout 120
 assert_eq "per-address cap (256): of 300 connections from one address, 44 are closed at once" \
   "44" "$("${LOAD[@]}" cap "$EXPORTER" --open 300 --source 127.0.0.9 | json /dev/stdin 'd["closed_at_once"]')"
 kill -TERM "$EXPORTER_PID"
 wait "$EXPORTER_PID"
-assert_eq "exporter: exits 0 on SIGTERM after all that" "0" "$?"
 
 start_exporter "$TEST_TMP/exporter-cap.log" --max-connections 100 --request-timeout 120
 assert_eq "global cap (100): of 150 connections, 50 are closed at once, not queued" "50" \
@@ -147,18 +172,14 @@ if command -v openssl >/dev/null; then
   start_exporter "$TEST_TMP/exporter-tls.log" --cache 0 --request-timeout 120 \
     --web.config.file "$TEST_TMP/web.yml"
   "${LOAD[@]}" hold "$EXPORTER" --half 1000 --silent 200 --stall-tls 100 --cafile "$TEST_TMP/tls.crt" \
-    --user prom:s3cret --pid "$EXPORTER_PID" >"$TEST_TMP/hold-tls.json" ||
+    --user prom:s3cret --pid "$EXPORTER_PID" --term "$EXPORTER_PID" --timeout $((30 * SLOWER)) \
+    >"$TEST_TMP/hold-tls.json" ||
     fatal "http_load.py hold (TLS) failed"
   check_hold "$TEST_TMP/hold-tls.json" "TLS + basic auth, 1,000 half requests + 200 silent + 100 mid-handshake" 1300
-  check_rss "TLS hold"
+  check_rss "TLS hold" "$TEST_TMP/hold-tls.json"
+  check_stop "$TEST_TMP/hold-tls.json" "TLS" 1300
   TLS_FIGURES=$(figures "$TEST_TMP/hold-tls.json")
   say "TLS hold: unloaded max | loaded median | loaded max: $TLS_FIGURES; peak RSS $((PEAK_RSS_KIB / 1024)) MiB"
-  kill -TERM "$EXPORTER_PID"
-  SECONDS=0
-  wait "$EXPORTER_PID"
-  assert_eq "TLS exporter: exits 0 on SIGTERM" "0" "$?"
-  CHECKS=$((CHECKS + 1))
-  ((SECONDS <= 6)) || fail "TLS exporter: stops within 6 s of SIGTERM" "took ${SECONDS}s"
 
   # Client certificates: a CA, a client it signed and one it did not.
   for name in ca client other; do

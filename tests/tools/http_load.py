@@ -7,11 +7,13 @@
       an https URL, K that send half a TLS ClientHello and stall. While all are held open, makes
       S real scrapes (GET /metrics) one after another; S more before the load give the unloaded
       latency. The hostile clients come from C loopback addresses 127.0.1.x (as a distributed
-      attack would), the scrapes from 127.0.0.1.
+      attack would), the scrapes from 127.0.0.1. With --term PID, then sends PID SIGTERM and
+      waits for the server to close every held connection.
 
-  http_load.py flood URL [--count N] [--concurrency C] [--pid PID]
+  http_load.py flood URL [--count N] [--concurrency C] [--pid PID] [--timeout T]
       N malformed requests (random bytes, a 70 KB request line, 5,000 headers, a POST announcing
-      100 MB, path traversal), C at a time, then one scrape. Reports each kind's answers.
+      100 MB, path traversal), C at a time, then one scrape. Reports each kind's answers; "hung"
+      is no answer and no close within T seconds.
 
   http_load.py idle URL
       Sends half a request and waits (at most 60 s) for the server to close the connection.
@@ -28,6 +30,7 @@ import json
 import os
 import random
 import resource
+import signal
 import ssl
 import sys
 import time
@@ -50,13 +53,14 @@ def peak_rss_kib(pid):
 
 
 class Target:
-    def __init__(self, url, cafile=None, user=None):
+    def __init__(self, url, cafile=None, user=None, timeout=30):
         parts = urllib.parse.urlparse(url)
         self.host, self.port, self.tls = parts.hostname, parts.port, parts.scheme == "https"
         self.context = None
         if self.tls:
             self.context = ssl.create_default_context(cafile=cafile)
         self.auth = ("Basic " + base64.b64encode(user.encode()).decode()) if user else None
+        self.timeout = timeout  # for a scrape, and for a flood request's answer
 
     async def connect(self, source=None, tls=True, timeout=10):
         return await asyncio.wait_for(
@@ -66,8 +70,9 @@ class Target:
                 server_hostname=self.host if (self.tls and tls) else None),
             timeout)
 
-    async def scrape(self, timeout=30):
+    async def scrape(self):
         """One real scrape, as Prometheus makes it: (status, seconds, body holds the metrics)."""
+        timeout = self.timeout
         t0 = time.perf_counter()
         try:
             reader, writer = await self.connect(source="127.0.0.1", timeout=timeout)
@@ -99,7 +104,7 @@ def client_hello_half(target):
 
 
 async def hold(args):
-    target = Target(args.url, args.cafile, args.user)
+    target = Target(args.url, args.cafile, args.user, args.timeout)
     unloaded = [await target.scrape() for _ in range(args.scrapes)]
     sources = [f"127.0.1.{i + 1}" for i in range(args.sources)]
     held, failed = [], []
@@ -131,13 +136,30 @@ async def hold(args):
     await asyncio.sleep(0)  # let the loop see any connection the server closed meanwhile
     still_open = sum(1 for _, reader, writer in held
                      if not reader.at_eof() and not writer.is_closing())
+    peak = peak_rss_kib(args.pid)
+    stop = None
+    if args.term:
+        # SIGTERM to the exporter with every hostile client still connected: how long until the
+        # server has closed them all (bounded by the timeout).
+        t_stop = time.perf_counter()
+        os.kill(args.term, signal.SIGTERM)
+
+        async def closed(reader):
+            try:
+                await reader.read(-1)
+            except (OSError, ssl.SSLError):
+                pass
+
+        done, _ = await asyncio.wait([asyncio.ensure_future(closed(r)) for _, r, _ in held],
+                                     timeout=target.timeout)
+        stop = {"closed": len(done), "seconds": time.perf_counter() - t_stop}
     for _, _, writer in held:
         writer.close()
     base = max(s["seconds"] for s in unloaded)
     return {"unloaded": unloaded, "loaded": loaded, "unloaded_max": base,
             "bound": max(1.0, 5 * base), "held": len(held), "still_open": still_open,
             "open_failures": len(failed), "first_failures": failed[:3],
-            "seconds_to_open": opened, "peak_rss_kib": peak_rss_kib(args.pid)}
+            "seconds_to_open": opened, "peak_rss_kib": peak, "stop": stop}
 
 
 def malformed(kind, host):
@@ -158,7 +180,7 @@ def malformed(kind, host):
 
 
 async def flood(args):
-    target = Target(args.url)
+    target = Target(args.url, timeout=args.timeout)
     kinds = ["random", "long-line", "headers", "post", "traversal"]
     results = {kind: {} for kind in kinds}
     leaked = []
@@ -176,7 +198,7 @@ async def flood(args):
                     await asyncio.wait_for(writer.drain(), 10)
                 except (OSError, asyncio.TimeoutError):
                     pass  # the server may close before it has read all: its answer still counts
-                answer = await asyncio.wait_for(reader.read(-1), 15)
+                answer = await asyncio.wait_for(reader.read(-1), target.timeout)
                 writer.close()
                 if answer.startswith(b"HTTP/1."):
                     outcome = answer.split(b" ", 2)[1].decode()
@@ -253,6 +275,9 @@ def main():
     parser.add_argument("--cafile")
     parser.add_argument("--user")
     parser.add_argument("--pid", type=int)
+    parser.add_argument("--term", type=int, help="hold: then SIGTERM this pid, clients connected")
+    parser.add_argument("--timeout", type=float, default=30,
+                        help="seconds a scrape, or a flood request's answer, may take")
     parser.add_argument("--count", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=100)
     parser.add_argument("--open", type=int, default=0)
