@@ -82,9 +82,9 @@ for ((i = 0; i < 200; i++)); do (($(wc -l <"$TEST_TMP/guests.out") >= 16)) && br
 # --- 1,000 half requests + 200 silent connections, plain HTTP -----------------------------------
 
 # --cache 0: every scrape takes a real snapshot of the 16 guests, none is a cached copy.
-# --request-timeout 120: no hostile client is timed out while the test runs, so what keeps the
+# --request-timeout $((120 * SLOWER)): no hostile client is timed out while the test runs, so what keeps the
 # scrapes going is the event loops, not the timeout (tested on its own below).
-start_exporter "$TEST_TMP/exporter.log" --cache 0 --request-timeout 120
+start_exporter "$TEST_TMP/exporter.log" --cache 0 --request-timeout $((120 * SLOWER))
 say "exporter pid $EXPORTER_PID at $EXPORTER"
 "${LOAD[@]}" hold "$EXPORTER" --half 1000 --silent 200 --pid "$EXPORTER_PID" \
   --term "$EXPORTER_PID" --timeout $((30 * SLOWER)) >"$TEST_TMP/hold.json" ||
@@ -129,13 +129,13 @@ kill -TERM "$EXPORTER_PID"
 wait "$EXPORTER_PID"
 assert_eq "exporter: exits 0 on SIGTERM after the flood" "0" "$?"
 
-start_exporter "$TEST_TMP/exporter-ip.log" --request-timeout 120
+start_exporter "$TEST_TMP/exporter-ip.log" --request-timeout $((120 * SLOWER))
 assert_eq "per-address cap (256): of 300 connections from one address, 44 are closed at once" \
   "44" "$("${LOAD[@]}" cap "$EXPORTER" --open 300 --source 127.0.0.9 | json /dev/stdin 'd["closed_at_once"]')"
 kill -TERM "$EXPORTER_PID"
 wait "$EXPORTER_PID"
 
-start_exporter "$TEST_TMP/exporter-cap.log" --max-connections 100 --request-timeout 120
+start_exporter "$TEST_TMP/exporter-cap.log" --max-connections 100 --request-timeout $((120 * SLOWER))
 assert_eq "global cap (100): of 150 connections, 50 are closed at once, not queued" "50" \
   "$("${LOAD[@]}" cap "$EXPORTER" --open 150 --source 127.0.0.10 | json /dev/stdin 'd["closed_at_once"]')"
 kill -TERM "$EXPORTER_PID"
@@ -169,7 +169,7 @@ wait "$EXPORTER_PID"
 
 if command -v openssl >/dev/null; then
   make_web_config "$TEST_TMP"
-  start_exporter "$TEST_TMP/exporter-tls.log" --cache 0 --request-timeout 120 \
+  start_exporter "$TEST_TMP/exporter-tls.log" --cache 0 --request-timeout $((120 * SLOWER)) \
     --web.config.file "$TEST_TMP/web.yml"
   "${LOAD[@]}" hold "$EXPORTER" --half 1000 --silent 200 --stall-tls 100 --cafile "$TEST_TMP/tls.crt" \
     --user prom:s3cret --pid "$EXPORTER_PID" --term "$EXPORTER_PID" --timeout $((30 * SLOWER)) \
