@@ -7,8 +7,8 @@ set -euo pipefail
 build_packages=(
   g++ cmake make pkg-config
   libcli11-dev libfmt-dev nlohmann-json3-dev libhwloc-dev libvirt-dev libxml2-dev
-  libncurses-dev libcpp-httplib-dev libyaml-dev libssl-dev zlib1g-dev libgtest-dev libbenchmark-dev
-  libbpf-dev clang bpftool
+  libncurses-dev libmicrohttpd-dev libgnutls28-dev libyaml-dev libssl-dev zlib1g-dev libgtest-dev
+  libbenchmark-dev libbpf-dev clang bpftool
 )
 test_packages=(
   clang-format procps util-linux bzip2 tmux python3 openssl prometheus chromium time

@@ -1,10 +1,15 @@
 // `vcpumap serve`: the Prometheus exporter and JSON API (see docs/metrics.md).
+#include <malloc.h>
+
 #include <chrono>
+
+#include <fmt/core.h>
 
 #include "cli/options.h"
 #include "collect/sampler.h"
 #include "collect/snapshot.h"
 #include "serve/server.h"
+#include "sources/procfs/thread_files.h"
 
 namespace vcpumap::cli {
 namespace {
@@ -16,6 +21,11 @@ struct ServeFlags {
 };
 
 int run_serve(const GlobalOptions& global, ServeFlags& flags) {
+  // One malloc arena. Snapshots are taken (and the metrics text built) in whichever of the HTTP
+  // event loops asks, and glibc would give each thread its own arena to grow to a snapshot's
+  // working set: peak RSS as many times over as there are loops. The loops allocate little
+  // else, so they do not contend for the one.
+  mallopt(M_ARENA_MAX, 1);
   if (flags.cache_seconds < 0 || flags.cache_seconds > 3600) {
     return report_error(make_error(ExitCode::bad_input,
                                    "--cache {}: must be 0-3600 seconds (default 1)",
@@ -33,6 +43,13 @@ int run_serve(const GlobalOptions& global, ServeFlags& flags) {
   SamplerOptions sampler_options;
   sampler_options.snapshot = snapshot_options;
   sampler_options.snapshot.use_libvirt = false;
+  // Each connection holds a descriptor: the sampler keeps its files open only in what the
+  // connection cap and a reserve leave of the open-file limit.
+  const std::uint64_t file_limit = procfs::raise_open_file_limit();
+  auto max_connections = serve::resolve_max_connections(flags.options.max_connections, file_limit);
+  if (!max_connections) return report_error(max_connections.error());
+  flags.options.max_connections = *max_connections;
+  sampler_options.kept_file_budget = file_limit - serve::kSpareFiles - *max_connections;
   auto sampler = std::make_shared<Sampler>(std::move(sampler_options));
   auto take = [sampler, snapshot_options]() -> Result<Snapshot> {
     auto sample = sampler->sample();
@@ -41,6 +58,11 @@ int run_serve(const GlobalOptions& global, ServeFlags& flags) {
     merge_libvirt_if_asked(snapshot, snapshot_options);
     return snapshot;
   };
+  if (flags.options.collectors.waited_behind) {
+    fmt::print(stderr,
+               "vcpumap serve: --collector.waited_behind: needs the scheduler events source, "
+               "which the exporter does not run yet; it serves no series\n");
+  }
   auto status = serve::run_server(flags.options, std::move(take));
   if (!status) return report_error(status.error());
   return 0;
@@ -67,14 +89,41 @@ void add_serve_command(CLI::App& app, const GlobalOptions& global, int& exit_cod
       ->type_name("SECONDS");
   serve
       ->add_option("--max-connections", flags->options.max_connections,
-                   "connections served at once; more wait in the listen queue (default 64)")
-      ->check(CLI::Range(1, 4096))
+                   "connections open at once; past it a new one is closed at once (default "
+                   "4096, or half the open-file limit when that is lower)")
+      ->check(CLI::Range(1, 1 << 20))
+      ->type_name("N");
+  serve
+      ->add_option("--max-connections-per-ip", flags->options.max_connections_per_ip,
+                   "connections open at once from one client address; 0: no cap (default 256)")
+      ->check(CLI::Range(0, 1 << 20))
       ->type_name("N");
   serve
       ->add_option("--request-timeout", flags->request_timeout_seconds,
-                   "seconds to read a request or write a reply before giving up (default 10)")
+                   "close a connection that sends or takes nothing for this many seconds "
+                   "(default 10)")
       ->check(CLI::Range(1, 600))
       ->type_name("SECONDS");
+  // node_exporter's switches: --collector.NAME on, --no-collector.NAME off.
+  auto& collectors = flags->options.collectors;
+  const struct {
+    const char* name;
+    bool* on;
+    const char* what;
+  } switches[] = {
+      {"vcpu", &collectors.vcpu, "vcpumap_vcpu_*: a series per vCPU thread and figure (on)"},
+      {"iothread", &collectors.iothread, "vcpumap_iothread_*: the same per I/O thread (on)"},
+      {"emulator", &collectors.emulator, "vcpumap_emulator_*: per-VM emulator thread sums (on)"},
+      {"affinity", &collectors.affinity, "the *_affinity_info series, a CPU list per thread (on)"},
+      {"vm", &collectors.vm, "vcpumap_vm_*: per-VM sums of the vCPUs' figures (on)"},
+      {"waited_behind", &collectors.waited_behind,
+       "who ran while each vCPU waited: needs the scheduler events source, serves nothing yet "
+       "(off)"},
+  };
+  for (const auto& entry : switches) {
+    serve->add_flag(fmt::format("--collector.{},!--no-collector.{}", entry.name, entry.name),
+                    *entry.on, entry.what);
+  }
   serve->callback([&global, &exit_code, flags] { exit_code = run_serve(global, *flags); });
 }
 

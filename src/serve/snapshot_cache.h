@@ -10,9 +10,11 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "core/model.h"
 #include "util/result.h"
+#include "views/prometheus_view.h"
 
 namespace vcpumap::serve {
 
@@ -26,6 +28,8 @@ class CachedSnapshot {
   const Result<Snapshot>& snapshot() const { return snapshot_; }
   // The /metrics body.
   const std::string& metrics_text() const { return metrics_text_; }
+  // The /metrics body gzipped, compressed on first use: once per snapshot, not per scrape.
+  const std::string& metrics_gzip() const;
   // The /api/v1/snapshot body (the `list --json` document), rendered on first use.
   const std::string& json_text() const;
 
@@ -34,15 +38,22 @@ class CachedSnapshot {
   std::string metrics_text_;
   mutable std::once_flag json_once_;
   mutable std::string json_text_;
+  mutable std::once_flag gzip_once_;
+  mutable std::string metrics_gzip_;
 };
+
+// `text` gzipped (RFC 1952), empty when zlib fails.
+std::string gzip(std::string_view text);
 
 class SnapshotCache {
  public:
   using Clock = std::chrono::steady_clock;
   using Take = std::function<Result<Snapshot>()>;
 
-  // `take` reads the host; a snapshot younger than `max_age` is served as it is.
-  SnapshotCache(Take take, Clock::duration max_age, std::string version);
+  // `take` reads the host; a snapshot younger than `max_age` is served as it is. `collectors`
+  // choose the families of the metrics text.
+  SnapshotCache(Take take, Clock::duration max_age, std::string version,
+                views::Collectors collectors = {});
 
   // The current snapshot: the cached one while fresh, else a new one. Concurrent callers that
   // find it stale wait for the one refresh in flight instead of starting their own.
@@ -57,6 +68,7 @@ class SnapshotCache {
   Take take_;
   Clock::duration max_age_;
   std::string version_;
+  views::Collectors collectors_;
   mutable std::mutex mutex_;
   std::condition_variable refreshed_;
   std::shared_ptr<const CachedSnapshot> current_;

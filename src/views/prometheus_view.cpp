@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <iterator>
 #include <map>
 #include <optional>
 #include <utility>
@@ -41,6 +42,32 @@ std::size_t utf8_sequence_length(std::string_view text, std::size_t i) {
   return length;
 }
 
+// A label set rendered once, escaped, as it goes between the braces (`vm="a",uuid=""`): a VM's
+// labels are rendered once and shared by its threads' series, not escaped again for each.
+struct LabelText {
+  std::string text;
+};
+
+void append_label(std::string& out, std::string_view name, std::string_view value) {
+  if (!out.empty()) out += ',';
+  out += name;
+  out += "=\"";
+  out += escape_label_value(value);
+  out += '"';
+}
+
+LabelText render_labels(const Labels& labels) {
+  LabelText out;
+  for (const auto& [name, value] : labels) append_label(out.text, name, value);
+  return out;
+}
+
+LabelText with(const LabelText& labels, std::string_view name, std::string_view value) {
+  LabelText out = labels;
+  append_label(out.text, name, value);
+  return out;
+}
+
 // A family's HELP and TYPE lines and its samples, rendered in one block as the format requires.
 class Family {
  public:
@@ -49,25 +76,26 @@ class Family {
   }
 
   template <typename Value>
-  void add(const Labels& labels, Value value) {
+  void add(const LabelText& labels, Value value) {
     samples_ += name_;
-    if (!labels.empty()) {
+    if (!labels.text.empty()) {
       samples_ += '{';
-      bool first = true;
-      for (const auto& [label, text] : labels) {
-        if (!first) samples_ += ',';
-        first = false;
-        samples_ += label;
-        samples_ += "=\"";
-        samples_ += escape_label_value(text);
-        samples_ += '"';
-      }
+      samples_ += labels.text;
       samples_ += '}';
     }
-    samples_ += fmt::format(" {}\n", value);
+    fmt::format_to(std::back_inserter(samples_), " {}\n", value);
   }
 
-  void render_to(std::string& out) const { out += header_ + samples_; }
+  template <typename Value>
+  void add(const Labels& labels, Value value) {
+    add(render_labels(labels), value);
+  }
+
+  std::size_t size() const { return header_.size() + samples_.size(); }
+  void render_to(std::string& out) const {
+    out += header_;
+    out += samples_;
+  }
 
  private:
   std::string name_;
@@ -118,20 +146,20 @@ struct ThreadFamilies {
                                   "always 1.",
                                   what)) {}
 
-  void add(const Labels& labels, const ThreadFacts& facts, long ticks_per_second) {
+  void add(const LabelText& labels, const ThreadFacts& facts, long ticks_per_second,
+           bool with_affinity_info) {
     cpu_seconds.add(labels, seconds_on_cpu(facts, ticks_per_second));
     if (facts.run_delay_ns) run_delay.add(labels, static_cast<double>(*facts.run_delay_ns) / 1e9);
     if (facts.migrations) migrations.add(labels, *facts.migrations);
     if (facts.last_cpu >= 0) last_cpu.add(labels, facts.last_cpu);
     affinity_cpus.add(labels, facts.affinity.count());
-    affinity_info.add(with(labels, "cpus", facts.affinity.to_list()), 1);
+    if (with_affinity_info) affinity_info.add(with(labels, "cpus", facts.affinity.to_list()), 1);
   }
 
-  void render_to(std::string& out) const {
-    for (const auto* family :
-         {&cpu_seconds, &run_delay, &migrations, &last_cpu, &affinity_cpus, &affinity_info}) {
-      family->render_to(out);
-    }
+  // Appends the families to render, in order.
+  void list(std::vector<const Family*>& order, bool with_affinity_info) const {
+    order.insert(order.end(), {&cpu_seconds, &run_delay, &migrations, &last_cpu, &affinity_cpus});
+    if (with_affinity_info) order.push_back(&affinity_info);
   }
 };
 
@@ -192,9 +220,68 @@ void render_host(const Topology& topology, std::string& out) {
   }
 }
 
-void render_vms(const Snapshot& snapshot, std::string& out) {
+// Counters summed over a set of threads; a sum is absent (nullopt) when one thread lacks it.
+struct ThreadSums {
+  double seconds = 0;
+  std::optional<double> run_delay;
+  std::optional<std::uint64_t> migrations;
+};
+
+ThreadSums sum_threads(const std::vector<const VmThread*>& threads, long ticks) {
+  ThreadSums sums;
+  if (threads.empty()) return sums;
+  sums.run_delay = 0.0;
+  sums.migrations = 0;
+  for (const auto* thread : threads) {
+    sums.seconds += seconds_on_cpu(thread->facts, ticks);
+    if (sums.run_delay && thread->facts.run_delay_ns) {
+      *sums.run_delay += static_cast<double>(*thread->facts.run_delay_ns) / 1e9;
+    } else {
+      sums.run_delay.reset();
+    }
+    if (sums.migrations && thread->facts.migrations) {
+      *sums.migrations += *thread->facts.migrations;
+    } else {
+      sums.migrations.reset();
+    }
+  }
+  return sums;
+}
+
+// The per-VM sums over a VM's vCPU threads (the vm collector): what a fleet keeps when it can't
+// keep a series per vCPU. A sum is absent when one vCPU lacks the figure, as for the emulator.
+struct VmFamilies {
+  Family cpu_seconds{"vcpumap_vm_cpu_seconds_total", "counter",
+                     "Time the VM's vCPU threads ran on host CPUs, summed, in seconds."};
+  Family run_delay{"vcpumap_vm_run_delay_seconds_total", "counter",
+                   "Time the VM's vCPU threads waited on run queues, summed, in seconds (absent "
+                   "unless every vCPU has schedstat)."};
+  Family migrations{"vcpumap_vm_migrations_total", "counter",
+                    "Moves of the VM's vCPU threads between host CPUs, summed (absent unless "
+                    "every vCPU has se.nr_migrations)."};
+  Family off_pinned{"vcpumap_vm_vcpus_off_pinned_cpus", "gauge",
+                    "vCPUs of the VM that last ran outside their affinity or libvirt's vcpupin."};
+
+  void add(const LabelText& labels, const Vm& vm, const std::vector<const VmThread*>& vcpus,
+           long ticks) {
+    const ThreadSums sums = sum_threads(vcpus, ticks);
+    std::size_t off = 0;
+    for (const auto* thread : vcpus) off += off_pinned_cpus(vm, *thread) ? 1 : 0;
+    cpu_seconds.add(labels, sums.seconds);
+    if (sums.run_delay) run_delay.add(labels, *sums.run_delay);
+    if (sums.migrations) migrations.add(labels, *sums.migrations);
+    off_pinned.add(labels, off);
+  }
+
+  // Appends the families to render, in order.
+  void list(std::vector<const Family*>& order) const {
+    order.insert(order.end(), {&cpu_seconds, &run_delay, &migrations, &off_pinned});
+  }
+};
+
+void render_vms(const Snapshot& snapshot, const Collectors& collectors, std::string& out) {
   Family vms("vcpumap_vms", "gauge", "VMs found on the host, inactive libvirt domains included.");
-  vms.add({}, snapshot.vms.size());
+  vms.add(LabelText{}, snapshot.vms.size());
   Family vm_info("vcpumap_vm_info", "gauge",
                  "A VM: its pid, hypervisor, libvirt state and where the vCPU-to-thread mapping "
                  "came from; always 1.");
@@ -204,6 +291,7 @@ void render_vms(const Snapshot& snapshot, std::string& out) {
                     "1 when the vCPU last ran on a host CPU outside its affinity or outside "
                     "libvirt's configured vcpupin, else 0.");
   ThreadFamilies iothread("vcpumap_iothread", "I/O");
+  VmFamilies per_vm;
   Family emulator_seconds("vcpumap_emulator_cpu_seconds_total", "counter",
                           "Time the VM's emulator threads that exist now ran on a host CPU, in "
                           "seconds (threads that exited drop out of the sum).");
@@ -231,9 +319,10 @@ void render_vms(const Snapshot& snapshot, std::string& out) {
 
   const long ticks = snapshot.clock_ticks_per_second;
   for (const auto& vm : snapshot.vms) {
-    const Labels labels = vm_labels(vm, seen[{vm.display_name(), vm.uuid}] > 1);
-    Labels info = with(labels, "hypervisor", std::string(to_string(vm.hypervisor)));
-    if (labels.size() == 2 || labels[2].first != "pid") {
+    const Labels names = vm_labels(vm, seen[{vm.display_name(), vm.uuid}] > 1);
+    const LabelText labels = render_labels(names);
+    Labels info = with(names, "hypervisor", std::string(to_string(vm.hypervisor)));
+    if (names.size() == 2 || names[2].first != "pid") {
       info.emplace_back("pid", vm.pid > 0 ? std::to_string(vm.pid) : "");
     }
     info.emplace_back("state", vm.libvirt ? vm.libvirt->state : "running");
@@ -243,54 +332,58 @@ void render_vms(const Snapshot& snapshot, std::string& out) {
 
     const auto vcpus = vm.vcpus();
     vm_vcpus.add(labels, vcpus.size());
-    for (const auto* thread : vcpus) {
-      const Labels thread_labels = with(labels, "vcpu", std::to_string(thread->vcpu));
-      vcpu.add(thread_labels, thread->facts, ticks);
-      off_pinned.add(thread_labels, off_pinned_cpus(vm, *thread) ? 1 : 0);
+    if (collectors.vm) per_vm.add(labels, vm, vcpus, ticks);
+    if (collectors.vcpu) {
+      for (const auto* thread : vcpus) {
+        const LabelText thread_labels = with(labels, "vcpu", std::to_string(thread->vcpu));
+        vcpu.add(thread_labels, thread->facts, ticks, collectors.affinity);
+        off_pinned.add(thread_labels, off_pinned_cpus(vm, *thread) ? 1 : 0);
+      }
     }
-    for (const auto* thread : vm.threads_with(ThreadRole::iothread)) {
-      iothread.add(with(labels, "iothread", thread->iothread), thread->facts, ticks);
+    if (collectors.iothread) {
+      for (const auto* thread : vm.threads_with(ThreadRole::iothread)) {
+        iothread.add(with(labels, "iothread", thread->iothread), thread->facts, ticks,
+                     collectors.affinity);
+      }
     }
+    if (!collectors.emulator) continue;
 
     const auto emulators = vm.emulator_threads();
-    double seconds = 0, delay = 0;
-    std::uint64_t migrations = 0;
-    bool have_delay = !emulators.empty(), have_migrations = !emulators.empty();
     for (const auto* thread : emulators) {
-      seconds += seconds_on_cpu(thread->facts, ticks);
-      if (thread->facts.run_delay_ns) {
-        delay += static_cast<double>(*thread->facts.run_delay_ns) / 1e9;
-      } else {
-        have_delay = false;
-      }
-      if (thread->facts.migrations) {
-        migrations += *thread->facts.migrations;
-      } else {
-        have_migrations = false;
-      }
       if (thread->role == ThreadRole::emulator_main && thread->facts.last_cpu >= 0) {
         emulator_last_cpu.add(labels, thread->facts.last_cpu);
       }
     }
     emulator_threads.add(labels, emulators.size());
     if (emulators.empty()) continue;
-    emulator_seconds.add(labels, seconds);
-    if (have_delay) emulator_delay.add(labels, delay);
-    if (have_migrations) emulator_migrations.add(labels, migrations);
+    const ThreadSums sums = sum_threads(emulators, ticks);
+    emulator_seconds.add(labels, sums.seconds);
+    if (sums.run_delay) emulator_delay.add(labels, *sums.run_delay);
+    if (sums.migrations) emulator_migrations.add(labels, *sums.migrations);
     const CpuSet affinity = vm.emulator_affinity();
     emulator_cpus.add(labels, affinity.count());
-    emulator_info.add(with(labels, "cpus", affinity.to_list()), 1);
+    if (collectors.affinity) emulator_info.add(with(labels, "cpus", affinity.to_list()), 1);
   }
 
-  for (const auto* family : {&vms, &vm_info, &vm_vcpus}) family->render_to(out);
-  vcpu.render_to(out);
-  off_pinned.render_to(out);
-  for (const auto* family :
-       {&emulator_seconds, &emulator_delay, &emulator_migrations, &emulator_threads,
-        &emulator_last_cpu, &emulator_cpus, &emulator_info}) {
-    family->render_to(out);
+  // A collector switched off leaves its families out whole, HELP and TYPE lines too.
+  std::vector<const Family*> order = {&vms, &vm_info, &vm_vcpus};
+  if (collectors.vm) per_vm.list(order);
+  if (collectors.vcpu) {
+    vcpu.list(order, collectors.affinity);
+    order.push_back(&off_pinned);
   }
-  iothread.render_to(out);
+  if (collectors.emulator) {
+    order.insert(order.end(), {&emulator_seconds, &emulator_delay, &emulator_migrations,
+                               &emulator_threads, &emulator_last_cpu, &emulator_cpus});
+    if (collectors.affinity) order.push_back(&emulator_info);
+  }
+  if (collectors.iothread) iothread.list(order, collectors.affinity);
+  // One allocation for the whole text (several MB at fleet scale), not a doubling per family,
+  // with room for the exporter's own metrics after it.
+  std::size_t size = out.size() + 4096;
+  for (const auto* family : order) size += family->size();
+  out.reserve(size);
+  for (const auto* family : order) family->render_to(out);
 }
 
 }  // namespace
@@ -325,17 +418,17 @@ std::string escape_label_value(std::string_view value) {
 std::string render_exporter_metrics(const ExporterStats& stats) {
   Family duration("vcpumap_scrape_duration_seconds", "gauge",
                   "How long the snapshot behind this scrape took to read, in seconds.");
-  duration.add({}, stats.snapshot_seconds);
+  duration.add(LabelText{}, stats.snapshot_seconds);
   Family success("vcpumap_scrape_success", "gauge",
                  "1 when the snapshot behind this scrape was read, 0 when it failed.");
-  success.add({}, stats.success ? 1 : 0);
+  success.add(LabelText{}, stats.success ? 1 : 0);
   Family errors("vcpumap_scrape_errors_total", "counter",
                 "Snapshots that failed since the exporter started.");
-  errors.add({}, stats.errors_total);
+  errors.add(LabelText{}, stats.errors_total);
   Family snapshots("vcpumap_snapshots_total", "counter",
                    "Snapshots taken since the exporter started: scrapes within the cache "
                    "interval share one.");
-  snapshots.add({}, stats.snapshots_total);
+  snapshots.add(LabelText{}, stats.snapshots_total);
   Family build("vcpumap_build_info", "gauge", "The vcpumap version serving these metrics.");
   build.add({{"version", stats.version}}, 1);
   std::string out;
@@ -345,10 +438,11 @@ std::string render_exporter_metrics(const ExporterStats& stats) {
   return out;
 }
 
-std::string render_metrics(const Snapshot& snapshot, const ExporterStats& stats) {
+std::string render_metrics(const Snapshot& snapshot, const ExporterStats& stats,
+                           const Collectors& collectors) {
   std::string out;
   render_host(snapshot.topology, out);
-  render_vms(snapshot, out);
+  render_vms(snapshot, collectors, out);
   out += render_exporter_metrics(stats);
   return out;
 }

@@ -25,12 +25,27 @@ struct ExporterStats {
   std::string version = kVersion;     // vcpumap's version, for vcpumap_build_info
 };
 
+// The series families /metrics serves, switched as node_exporter's collectors are
+// (`--collector.NAME`, `--no-collector.NAME`). docs/metrics.md gives the series each costs.
+struct Collectors {
+  bool vcpu = true;      // vcpumap_vcpu_*: one series per vCPU thread and figure
+  bool iothread = true;  // vcpumap_iothread_*: the same per I/O thread
+  bool emulator = true;  // vcpumap_emulator_*: sums over each VM's emulator threads
+  bool affinity = true;  // the *_affinity_info series (a cpus label per thread)
+  bool vm = true;        // vcpumap_vm_*: per-VM sums over the vCPUs, and vCPUs off their pins
+  // Accepted, renders nothing yet: who ran while each vCPU waited needs the scheduler events
+  // source (DESIGN.md), which the exporter does not run.
+  bool waited_behind = false;
+};
+
 // A label value as the text format wants it: `\` `"` and newline escaped, invalid UTF-8 bytes
 // replaced by U+FFFD (Prometheus refuses a scrape that holds any).
 std::string escape_label_value(std::string_view value);
 
-// Every metric of the snapshot, HELP and TYPE lines included.
-std::string render_metrics(const Snapshot& snapshot, const ExporterStats& stats);
+// Every metric of the snapshot the collectors ask for, HELP and TYPE lines included. The host's
+// CPUs, vcpumap_vms, vcpumap_vm_info and the exporter's own metrics are always there.
+std::string render_metrics(const Snapshot& snapshot, const ExporterStats& stats,
+                           const Collectors& collectors = {});
 
 // Only the exporter's own metrics: what /metrics says when the snapshot failed.
 std::string render_exporter_metrics(const ExporterStats& stats);

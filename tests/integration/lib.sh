@@ -122,6 +122,34 @@ expect_vcpumap() {
   fi
 }
 
+# start_exporter LOG ARGS...: starts `vcpumap --no-libvirt serve` on a free loopback port and
+# waits (bounded) until it listens; sets EXPORTER_PID and EXPORTER (its http(s)://ADDR:PORT).
+start_exporter() {
+  local log=$1 i
+  shift
+  start_background "$VCPUMAP" --no-libvirt serve --listen 127.0.0.1:0 "$@" 2>"$log"
+  EXPORTER_PID=$BG_PID
+  for ((i = 0; i < 100; i++)); do grep -q 'listening on' "$log" && break; sleep 0.05; done
+  EXPORTER=$(grep -o 'https\?://127.0.0.1:[0-9]*' "$log" | head -n1)
+  [[ -n "$EXPORTER" ]] || fatal "vcpumap serve did not start: $(cat "$log")"
+}
+
+# make_web_config DIR: a self-signed certificate for 127.0.0.1 (DIR/tls.crt, DIR/tls.key, P-256:
+# quick handshakes) and DIR/web.yml, a --web.config.file with TLS and the user prom:s3cret.
+make_web_config() {
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 \
+    -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 -keyout "$1/tls.key" \
+    -out "$1/tls.crt" >/dev/null 2>&1 || fatal "openssl can't make a test certificate"
+  # bcrypt of "s3cret" (cost 5, as `htpasswd -nbBC 5` makes it).
+  cat >"$1/web.yml" <<'EOF'
+tls_server_config:
+  cert_file: tls.crt
+  key_file: tls.key
+basic_auth_users:
+  prom: $2b$05$0123456789abcdefghijkezSBOoG.jxfxmrXDMAIWDGKKClaxaYOO
+EOF
+}
+
 # json_valid TEXT: TEXT parses as one JSON document.
 json_valid() { python3 -c 'import json,sys; json.loads(sys.stdin.buffer.read())' <<<"$1" 2>/dev/null; }
 

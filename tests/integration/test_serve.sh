@@ -88,16 +88,6 @@ say "guests: spin pid $SPIN, io pid $IO, hostile pid $HOSTILE"
 
 # --- the exporter ------------------------------------------------------------------------------
 
-# start_exporter LOG ARGS...: starts `vcpumap serve` on a free port; sets EXPORTER_PID, EXPORTER.
-start_exporter() {
-  local log=$1 i
-  shift
-  start_background "$VCPUMAP" --no-libvirt serve --listen 127.0.0.1:0 "$@" 2>"$log"
-  EXPORTER_PID=$BG_PID
-  for ((i = 0; i < 100; i++)); do grep -q 'listening on' "$log" && break; sleep 0.05; done
-  EXPORTER=$(grep -o 'https\?://127.0.0.1:[0-9]*' "$log" | head -n1)
-  [[ -n "$EXPORTER" ]] || fatal "vcpumap serve did not start: $(cat "$log")"
-}
 start_exporter "$TEST_TMP/exporter.log"
 FIRST_EXPORTER_PID=$EXPORTER_PID
 say "exporter pid $EXPORTER_PID at $EXPORTER"
@@ -305,17 +295,7 @@ say "load: exporter threads $threads_now"
 # --- TLS and basic auth from a web config ----------------------------------------------------------
 
 if command -v openssl >/dev/null; then
-  openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=127.0.0.1 \
-    -addext subjectAltName=IP:127.0.0.1 -keyout "$TEST_TMP/tls.key" -out "$TEST_TMP/tls.crt" \
-    >/dev/null 2>&1 || fatal "openssl can't make a test certificate"
-  # bcrypt of "s3cret" (cost 5, as `htpasswd -nbBC 5` makes it).
-  cat >"$TEST_TMP/web.yml" <<'EOF'
-tls_server_config:
-  cert_file: tls.crt
-  key_file: tls.key
-basic_auth_users:
-  prom: $2b$05$0123456789abcdefghijkezSBOoG.jxfxmrXDMAIWDGKKClaxaYOO
-EOF
+  make_web_config "$TEST_TMP"
   start_exporter "$TEST_TMP/exporter-tls.log" --web.config.file "$TEST_TMP/web.yml"
   assert_match "TLS exporter: https" "$EXPORTER" '^https://'
   assert_eq "TLS + auth: right password: 200" "200" \

@@ -1,5 +1,6 @@
 // The Prometheus exposition (views/prometheus_view) and the exporter's parts that need no socket:
-// the single-flight snapshot cache, the web config, basic auth, the listen address, the pool.
+// the single-flight snapshot cache and its gzip, the web config, basic auth, TLS versions, the
+// listen address and the connection cap.
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -7,9 +8,9 @@
 #include <sstream>
 #include <thread>
 
-#include "serve/connection_pool.h"
 #include "serve/server.h"
 #include "serve/snapshot_cache.h"
+#include "serve/tls.h"
 #include "serve/web_config.h"
 #include "views/prometheus_view.h"
 
@@ -187,6 +188,83 @@ TEST(PrometheusView, SameNamedVmsGetThePidLabel) {
   EXPECT_NE(cpu[2].find("pid=\"200\""), std::string::npos);
 }
 
+// Sample lines (not HELP or TYPE) whose metric name starts with `prefix`.
+std::size_t series_with_prefix(const std::string& text, std::string_view prefix) {
+  std::size_t count = 0;
+  std::istringstream lines(text);
+  for (std::string line; std::getline(lines, line);) count += line.starts_with(prefix) ? 1 : 0;
+  return count;
+}
+
+TEST(PrometheusCollectors, VmFamilySumsTheVcpus) {
+  auto snapshot = two_vm_snapshot();
+  auto text = render_metrics(snapshot, {});
+  EXPECT_EQ(samples(text, "vcpumap_vm_cpu_seconds_total").size(), 1u);
+  EXPECT_TRUE(samples(text, "vcpumap_vm_cpu_seconds_total")[0].ends_with(" 330.69"))
+      << samples(text, "vcpumap_vm_cpu_seconds_total")[0];
+  // vCPU 1 has no schedstat and no sched: no sum rather than a partial one.
+  EXPECT_TRUE(samples(text, "vcpumap_vm_run_delay_seconds_total").empty());
+  EXPECT_TRUE(samples(text, "vcpumap_vm_migrations_total").empty());
+  EXPECT_TRUE(samples(text, "vcpumap_vm_vcpus_off_pinned_cpus")[0].ends_with(" 1"));
+  auto& vcpu1 = snapshot.vms[0].threads[2];
+  vcpu1.facts.run_delay_ns = 500'000'000;
+  vcpu1.facts.migrations = 4;
+  text = render_metrics(snapshot, {});
+  EXPECT_TRUE(samples(text, "vcpumap_vm_run_delay_seconds_total")[0].ends_with(" 2"));
+  EXPECT_TRUE(samples(text, "vcpumap_vm_migrations_total")[0].ends_with(" 4"));
+  EXPECT_NE(samples(text, "vcpumap_vm_cpu_seconds_total")[0].find("vm=\"web \\\"1\\\" \\\\ x"),
+            std::string::npos)
+      << "the per-VM series carry the VM labels";
+}
+
+TEST(PrometheusCollectors, SwitchedOffFamiliesAreLeftOutWhole) {
+  views::Collectors only_vm;
+  only_vm.vcpu = only_vm.iothread = only_vm.emulator = only_vm.affinity = false;
+  const auto text = render_metrics(two_vm_snapshot(), {}, only_vm);
+  for (const char* gone : {"vcpumap_vcpu_", "vcpumap_iothread_", "vcpumap_emulator_",
+                           "# TYPE vcpumap_vcpu_", "# HELP vcpumap_emulator_"}) {
+    EXPECT_EQ(series_with_prefix(text, gone), 0u) << gone;
+  }
+  EXPECT_EQ(text.find("_affinity_info"), std::string::npos);
+  EXPECT_EQ(samples(text, "vcpumap_vm_cpu_seconds_total").size(), 1u);
+  EXPECT_EQ(samples(text, "vcpumap_vm_info").size(), 1u);
+  EXPECT_EQ(samples(text, "vcpumap_host_cpu_info").size(), 2u);
+  EXPECT_EQ(samples(text, "vcpumap_scrape_success").size(), 1u);
+
+  views::Collectors no_affinity;
+  no_affinity.affinity = false;
+  const auto lean = render_metrics(two_vm_snapshot(), {}, no_affinity);
+  EXPECT_EQ(lean.find("_affinity_info"), std::string::npos);
+  EXPECT_EQ(samples(lean, "vcpumap_vcpu_affinity_cpus").size(), 2u);
+
+  views::Collectors no_vm;
+  no_vm.vm = false;
+  no_vm.waited_behind = true;  // accepted; serves nothing until the events source exists
+  const auto full = render_metrics(two_vm_snapshot(), {}, no_vm);
+  EXPECT_EQ(series_with_prefix(full, "vcpumap_vm_cpu_"), 0u);
+  EXPECT_EQ(full.find("waited_behind"), std::string::npos);
+  EXPECT_EQ(samples(full, "vcpumap_vcpu_cpu_seconds_total").size(), 2u);
+}
+
+// The series per setting that docs/metrics.md counts: per vCPU 7 (6 with affinity off), per
+// I/O thread 6 (5), per VM 7 emulator (6) + 4 vm + vm_info + vm_vcpus, per host CPU 3.
+TEST(PrometheusCollectors, SeriesPerSettingAsDocumented) {
+  const auto count = [](const views::Collectors& collectors) {
+    const auto text = render_metrics(two_vm_snapshot(), {}, collectors);
+    return series_with_prefix(text, "vcpumap_");
+  };
+  // The fixture: 2 host CPUs, 1 VM with 2 vCPUs (one lacks delay and migrations) and 1 I/O
+  // thread (no delay, no migrations), and the 6 host + exporter series.
+  const std::size_t fixed =
+      2 * 3 + 1 + 5 + 1 + 1 + 1;  // host CPUs, host_info, exporter, vms, vm_info, vm_vcpus
+  views::Collectors all;
+  EXPECT_EQ(count(all), fixed + (7 + 4) + (4 + 1) + 7 + 2);
+  views::Collectors lean;
+  lean.vcpu = lean.iothread = lean.emulator = lean.affinity = false;
+  EXPECT_EQ(count(lean),
+            fixed + 2);  // cpu seconds and off-pinned: the sums vCPU 1 can't make are absent
+}
+
 TEST(SnapshotCache, ConcurrentCallersShareOneSnapshot) {
   std::atomic<int> taken = 0;
   serve::SnapshotCache cache(
@@ -284,29 +362,41 @@ TEST(ListenAddress, ParsesV4V6AndAllInterfaces) {
   EXPECT_FALSE(serve::parse_listen_address("1.2.3.4:70000").ok());
 }
 
-TEST(ConnectionPool, HoldsAtMostTheCapAndQueuesTheRest) {
-  serve::ConnectionPool pool(2);
-  std::latch release(1);
-  std::atomic<int> running = 0, peak = 0, done = 0;
-  std::thread producer([&] {
-    for (int i = 0; i < 6; ++i) {
-      pool.enqueue([&] {
-        peak = std::max(peak.load(), ++running);
-        release.wait();
-        --running;
-        ++done;
-      });
-    }
-  });
-  std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  EXPECT_LE(peak.load(), 2);
-  EXPECT_EQ(done.load(), 0);  // the producer is blocked in enqueue: two in hand, none queued
-  release.count_down();
-  producer.join();
-  pool.shutdown();
-  EXPECT_EQ(done.load(), 6);
-  EXPECT_EQ(peak.load(), 2);
-  EXPECT_LE(pool.threads_started(), 2u);
+TEST(AcceptsGzip, ReadsTheCodingsAndTheirWeights) {
+  EXPECT_TRUE(serve::accepts_gzip("gzip"));
+  EXPECT_TRUE(serve::accepts_gzip("deflate, gzip;q=0.5"));
+  EXPECT_TRUE(serve::accepts_gzip(" br ,  * "));
+  EXPECT_FALSE(serve::accepts_gzip(""));
+  EXPECT_FALSE(serve::accepts_gzip("identity"));
+  EXPECT_FALSE(serve::accepts_gzip("gzip;q=0"));
+  EXPECT_FALSE(serve::accepts_gzip("gzip; q=0.000, br"));
+  EXPECT_FALSE(serve::accepts_gzip("xgzip"));
+}
+
+TEST(SnapshotCache, GzipsTheMetricsOncePerSnapshot) {
+  const std::string text(100000, 'm');
+  const std::string packed = serve::gzip(text);
+  ASSERT_GE(packed.size(), 18u);
+  EXPECT_EQ(static_cast<unsigned char>(packed[0]), 0x1f);  // the gzip magic
+  EXPECT_EQ(static_cast<unsigned char>(packed[1]), 0x8b);
+  EXPECT_LT(packed.size(), text.size() / 50);
+  serve::CachedSnapshot cached(Error{"none"}, text);
+  EXPECT_EQ(&cached.metrics_gzip(), &cached.metrics_gzip());  // compressed once, then kept
+  EXPECT_EQ(cached.metrics_gzip(), packed);
+}
+
+TEST(ResolveMaxConnections, FitsUnderTheOpenFileLimit) {
+  EXPECT_EQ(serve::resolve_max_connections(0, 20000).value(), serve::kDefaultMaxConnections);
+  EXPECT_EQ(serve::resolve_max_connections(0, 1024).value(), (1024 - serve::kSpareFiles) / 2);
+  EXPECT_EQ(serve::resolve_max_connections(100, 1024).value(), 100u);
+  EXPECT_FALSE(serve::resolve_max_connections(1000, 1024).ok());
+  EXPECT_FALSE(serve::resolve_max_connections(0, 100).ok());
+}
+
+TEST(TlsPriorities, NameTheVersionsFromMinToMax) {
+  EXPECT_EQ(serve::tls_priorities(0, 0), "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2");
+  EXPECT_EQ(serve::tls_priorities(0x0304, 0), "NORMAL:-VERS-ALL:+VERS-TLS1.3");
+  EXPECT_EQ(serve::tls_priorities(0x0301, 0x0302), "NORMAL:-VERS-ALL:+VERS-TLS1.1:+VERS-TLS1.0");
 }
 
 }  // namespace
