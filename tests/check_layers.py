@@ -7,19 +7,14 @@ import pathlib
 import re
 import sys
 
-# Each folder and the folders it may include (besides itself).
-ALLOWED = {
-    "util": set(),
-    "core": {"util"},
-    "sources": {"core", "util"},
-    "collect": {"sources", "core", "util"},
-    "pin": {"collect", "sources", "core", "util"},
-    "audit": {"collect", "sources", "core", "util"},
-    "record": {"collect", "sources", "core", "util"},
-    "views": {"audit", "record", "pin", "collect", "core", "util"},
-    "serve": {"views", "collect", "core", "util"},
-    "cli": {"serve", "views", "audit", "record", "pin", "collect", "sources", "core", "util"},
-}
+# The layers from the bottom up; a folder may include any folder of a lower layer.
+LAYERS = [["util"], ["core"], ["sources"], ["collect"], ["pin", "audit", "record"], ["views"],
+          ["serve"], ["cli"]]
+ALLOWED = {}
+for level, folders in enumerate(LAYERS):
+    below = {folder for lower in LAYERS[:level] for folder in lower}
+    for folder in folders:
+        ALLOWED[folder] = below
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([a-z_]+)/')
 OS_PATH = re.compile(r'"/(proc|sys)(/|")')
 
