@@ -45,20 +45,27 @@ Status RecordingWriter::append(BlockType type, const std::string& payload) {
 }
 
 Result<RecordingReader> RecordingReader::open(const std::filesystem::path& path) {
-  RecordingReader reader;
-  reader.path_ = path.string();
-  reader.in_ = std::make_unique<std::ifstream>(path, std::ios::binary);
-  if (!*reader.in_) {
+  auto in = std::make_unique<std::ifstream>(path, std::ios::binary);
+  if (!*in) {
     return make_error(ExitCode::bad_input, "can't open {}: {}", path.string(),
                       std::strerror(errno));
   }
   std::error_code error;
-  reader.file_size_ = std::filesystem::file_size(path, error);
+  const auto size = std::filesystem::file_size(path, error);
+  return from_stream(std::move(in), path.string(), error ? 0 : size);
+}
+
+Result<RecordingReader> RecordingReader::from_stream(std::unique_ptr<std::istream> in,
+                                                     std::string name, std::uint64_t size) {
+  RecordingReader reader;
+  reader.path_ = std::move(name);
+  reader.in_ = std::move(in);
+  reader.file_size_ = size;
   std::string header(kFileHeaderSize, '\0');
   reader.in_->read(header.data(), static_cast<std::streamsize>(header.size()));
   header.resize(static_cast<std::size_t>(reader.in_->gcount()));
   if (auto status = check_file_header(header); !status) {
-    return make_error(status.error().exit_code, "{}: {}", path.string(), status.error().message);
+    return make_error(status.error().exit_code, "{}: {}", reader.path_, status.error().message);
   }
   reader.valid_bytes_ = kFileHeaderSize;
   return reader;
