@@ -328,10 +328,11 @@ SampleBlock decode_samples(ByteReader& in) {
     time += static_cast<std::uint64_t>(in.signed_varint());
     sample.time_ns = time;
     const std::uint64_t threads = in.varint();
-    std::int64_t key = 0;
+    // Keys are u32 deltas; unsigned arithmetic, so a damaged delta wraps instead of overflowing.
+    std::uint64_t key = 0;
     for (std::uint64_t j = 0; j < threads && in.ok(); ++j) {
       ThreadSample thread;
-      key += in.signed_varint();
+      key += static_cast<std::uint64_t>(in.signed_varint());
       thread.key = static_cast<std::uint32_t>(key);
       thread.cpu = static_cast<int>(in.signed_varint());
       const std::uint8_t packed = in.byte();
