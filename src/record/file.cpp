@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -105,9 +106,18 @@ std::optional<Block> RecordingReader::next() {
   if (length > kMaxBlockPayload) {
     return stop(fmt::format("damaged block at byte {} (length {}): stopped there", offset, length));
   }
-  std::string payload(length + 4, '\0');
-  in_->read(payload.data(), static_cast<std::streamsize>(payload.size()));
-  if (in_->gcount() < static_cast<std::streamsize>(payload.size())) return cut_short();
+  // Read in pieces of at most 1 MiB: a damaged length must not allocate 64 MiB when the file
+  // ends long before.
+  std::string payload;
+  const std::size_t wanted = std::size_t{length} + 4;
+  while (payload.size() < wanted) {
+    const std::size_t had = payload.size();
+    const std::size_t piece = std::min<std::size_t>(wanted - had, 1 << 20);
+    payload.resize(had + piece);
+    in_->read(payload.data() + had, static_cast<std::streamsize>(piece));
+    payload.resize(had + static_cast<std::size_t>(in_->gcount()));
+    if (payload.size() < had + piece) return cut_short();
+  }
   std::uint32_t crc = 0;
   for (int i = 0; i < 4; ++i) crc |= std::uint32_t(std::uint8_t(payload[length + i])) << (8 * i);
   payload.resize(length);

@@ -269,11 +269,17 @@ HostBlock decode_host(ByteReader& in) {
   const std::uint64_t cpus = in.varint();
   for (std::uint64_t i = 0; i < cpus && in.ok(); ++i) {
     Cpu cpu;
-    cpu.cpu = static_cast<int>(in.signed_varint());
+    const std::int64_t number = in.signed_varint();
+    cpu.cpu = static_cast<int>(number);
     cpu.core = static_cast<int>(in.signed_varint());
     cpu.package = static_cast<int>(in.signed_varint());
     cpu.node = static_cast<int>(in.signed_varint());
     cpu.online = in.byte() != 0;
+    // A CpuSet is a bitmap: CPU 2^31 - 1 would allocate 256 MiB. No host has such a CPU.
+    if (number < 0 || number >= CpuSet::kMaxCpu) {
+      in.fail();
+      break;
+    }
     block.topology.present.add(cpu.cpu);
     if (cpu.online) block.topology.online.add(cpu.cpu);
     block.topology.cpus.push_back(cpu);

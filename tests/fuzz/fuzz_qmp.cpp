@@ -16,6 +16,16 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   for (const char c : text) objects += c == '{' ? 1 : 0;
   FUZZ_CHECK(threads->size() + 1 <= objects);
   for (const auto& [index, tid] : *threads) FUZZ_CHECK(index >= 0 && tid > 0);
+  // Bounds: each pair is one the reply holds, whole (not a number cut to fit an int).
+  const auto json = nlohmann::json::parse(text, nullptr, false);
+  for (const auto& [index, tid] : *threads) {
+    bool found = false;
+    for (const auto& cpu : json["return"]) {
+      found = found || (cpu.is_object() && cpu.value("cpu-index", nlohmann::json()) == index &&
+                        cpu.value("thread-id", nlohmann::json()) == tid);
+    }
+    FUZZ_CHECK(found);
+  }
   // Round trip: the reply QEMU would send for them reads back the same.
   nlohmann::json reply = {{"return", nlohmann::json::array()}};
   for (const auto& [index, tid] : *threads) {

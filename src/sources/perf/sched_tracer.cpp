@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <climits>
 #include <cstring>
 #include <ctime>
 
@@ -39,14 +40,20 @@ bool parse_field_line(std::string_view line, std::string_view& name, Field& fiel
   };
   const auto offset = number_after("offset:");
   const auto size = number_after("size:");
-  if (!offset || !size) return false;
+  // Layouts are small: a number beyond an int is a damaged file, not an offset.
+  if (!offset || !size || *offset < INT_MIN || *offset > INT_MAX || *size < INT_MIN ||
+      *size > INT_MAX) {
+    return false;
+  }
   field.offset = static_cast<int>(*offset);
   field.size = static_cast<int>(*size);
   return true;
 }
 
 std::int64_t read_int(std::string_view raw, const Field& field) {
-  if (field.offset < 0 || static_cast<std::size_t>(field.offset + field.size) > raw.size()) {
+  // In 64 bits: a layout's offset + size can overflow an int.
+  if (field.offset < 0 || field.size < 0 ||
+      std::int64_t{field.offset} + field.size > static_cast<std::int64_t>(raw.size())) {
     return -1;
   }
   const char* at = raw.data() + field.offset;
