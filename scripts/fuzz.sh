@@ -25,8 +25,8 @@ for target in "${targets[@]}"; do
   [[ -d tests/fuzz/regressions/$target ]] && inputs+=("tests/fuzz/regressions/$target")
   log=$build/crashes/$target.log
   # -timeout: one input taking 10 s is a hang; -rss_limit_mb/-malloc_limit_mb: a parser asked to
-  # allocate 512 MiB by a few bytes of input is a bug too.
-  if "$binary" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=1024 -malloc_limit_mb=512 \
+  # allocate 128 MiB by a few bytes of input is a bug too.
+  if "$binary" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=1024 -malloc_limit_mb=128 \
       -print_final_stats=1 -artifact_prefix="$build/crashes/$target-" "${inputs[@]}" >"$log" 2>&1; then
     echo "fuzz $target: $(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$') runs in ${seconds} s, $(grep -c . <(ls "$build/fuzz-corpus/$target")) inputs in its corpus, no crash"
   else
