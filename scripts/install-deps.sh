@@ -11,7 +11,7 @@ build_packages=(
   libbenchmark-dev libbpf-dev clang bpftool
 )
 test_packages=(
-  clang-format procps util-linux bzip2 tmux python3 openssl prometheus chromium time
+  clang-format clang libclang-rt-14-dev procps util-linux bzip2 tmux python3 openssl prometheus chromium time
   qemu-system-x86
   libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients
 )

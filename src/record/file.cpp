@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -45,20 +46,27 @@ Status RecordingWriter::append(BlockType type, const std::string& payload) {
 }
 
 Result<RecordingReader> RecordingReader::open(const std::filesystem::path& path) {
-  RecordingReader reader;
-  reader.path_ = path.string();
-  reader.in_ = std::make_unique<std::ifstream>(path, std::ios::binary);
-  if (!*reader.in_) {
+  auto in = std::make_unique<std::ifstream>(path, std::ios::binary);
+  if (!*in) {
     return make_error(ExitCode::bad_input, "can't open {}: {}", path.string(),
                       std::strerror(errno));
   }
   std::error_code error;
-  reader.file_size_ = std::filesystem::file_size(path, error);
+  const auto size = std::filesystem::file_size(path, error);
+  return from_stream(std::move(in), path.string(), error ? 0 : size);
+}
+
+Result<RecordingReader> RecordingReader::from_stream(std::unique_ptr<std::istream> in,
+                                                     std::string name, std::uint64_t size) {
+  RecordingReader reader;
+  reader.path_ = std::move(name);
+  reader.in_ = std::move(in);
+  reader.file_size_ = size;
   std::string header(kFileHeaderSize, '\0');
   reader.in_->read(header.data(), static_cast<std::streamsize>(header.size()));
   header.resize(static_cast<std::size_t>(reader.in_->gcount()));
   if (auto status = check_file_header(header); !status) {
-    return make_error(status.error().exit_code, "{}: {}", path.string(), status.error().message);
+    return make_error(status.error().exit_code, "{}: {}", reader.path_, status.error().message);
   }
   reader.valid_bytes_ = kFileHeaderSize;
   return reader;
@@ -98,9 +106,18 @@ std::optional<Block> RecordingReader::next() {
   if (length > kMaxBlockPayload) {
     return stop(fmt::format("damaged block at byte {} (length {}): stopped there", offset, length));
   }
-  std::string payload(length + 4, '\0');
-  in_->read(payload.data(), static_cast<std::streamsize>(payload.size()));
-  if (in_->gcount() < static_cast<std::streamsize>(payload.size())) return cut_short();
+  // Read in pieces of at most 1 MiB: a damaged length must not allocate 64 MiB when the file
+  // ends long before.
+  std::string payload;
+  const std::size_t wanted = std::size_t{length} + 4;
+  while (payload.size() < wanted) {
+    const std::size_t had = payload.size();
+    const std::size_t piece = std::min<std::size_t>(wanted - had, 1 << 20);
+    payload.resize(had + piece);
+    in_->read(payload.data() + had, static_cast<std::streamsize>(piece));
+    payload.resize(had + static_cast<std::size_t>(in_->gcount()));
+    if (payload.size() < had + piece) return cut_short();
+  }
   std::uint32_t crc = 0;
   for (int i = 0; i < 4; ++i) crc |= std::uint32_t(std::uint8_t(payload[length + i])) << (8 * i);
   payload.resize(length);

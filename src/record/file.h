@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
+#include <istream>
 #include <memory>
 #include <optional>
 #include <string>
@@ -48,6 +49,10 @@ class RecordingReader {
  public:
   // Opens a recording; an error when it is not one or has another format version.
   static Result<RecordingReader> open(const std::filesystem::path& path);
+  // Reads a recording from `in` (`size` bytes long), named `name` in messages: the seam the fuzz
+  // target and tests use to read bytes held in memory.
+  static Result<RecordingReader> from_stream(std::unique_ptr<std::istream> in, std::string name,
+                                             std::uint64_t size);
 
   // The next complete, valid block; nullopt where reading stops (see stopped_early()).
   std::optional<Block> next();
@@ -62,7 +67,7 @@ class RecordingReader {
 
  private:
   RecordingReader() = default;
-  std::unique_ptr<std::ifstream> in_;
+  std::unique_ptr<std::istream> in_;
   std::string path_;
   std::string problem_;
   std::uint64_t valid_bytes_ = 0;

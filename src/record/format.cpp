@@ -270,11 +270,17 @@ HostBlock decode_host(ByteReader& in) {
   const std::uint64_t cpus = in.varint();
   for (std::uint64_t i = 0; i < cpus && in.ok(); ++i) {
     Cpu cpu;
-    cpu.cpu = static_cast<int>(in.signed_varint());
+    const std::int64_t number = in.signed_varint();
+    cpu.cpu = static_cast<int>(number);
     cpu.core = static_cast<int>(in.signed_varint());
     cpu.package = static_cast<int>(in.signed_varint());
     cpu.node = static_cast<int>(in.signed_varint());
     cpu.online = in.byte() != 0;
+    // A CpuSet is a bitmap: CPU 2^31 - 1 would allocate 256 MiB. No host has such a CPU.
+    if (number < 0 || number >= CpuSet::kMaxCpu) {
+      in.fail();
+      break;
+    }
     block.topology.present.add(cpu.cpu);
     if (cpu.online) block.topology.online.add(cpu.cpu);
     block.topology.cpus.push_back(cpu);
@@ -330,10 +336,11 @@ SampleBlock decode_samples(ByteReader& in) {
     time += static_cast<std::uint64_t>(in.signed_varint());
     sample.time_ns = time;
     const std::uint64_t threads = in.varint();
-    std::int64_t key = 0;
+    // Keys are u32 deltas; unsigned arithmetic, so a damaged delta wraps instead of overflowing.
+    std::uint64_t key = 0;
     for (std::uint64_t j = 0; j < threads && in.ok(); ++j) {
       ThreadSample thread;
-      key += in.signed_varint();
+      key += static_cast<std::uint64_t>(in.signed_varint());
       thread.key = static_cast<std::uint32_t>(key);
       thread.cpu = static_cast<int>(in.signed_varint());
       const std::uint8_t packed = in.byte();

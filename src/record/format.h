@@ -39,6 +39,8 @@ class ByteReader {
   std::uint8_t byte();
   std::string string();
   bool ok() const { return ok_; }
+  // Marks the payload malformed: a value read whole but out of range.
+  void fail() { ok_ = false; }
   bool at_end() const { return pos_ == bytes_.size(); }
 
  private:

@@ -101,6 +101,13 @@ Result<TlsConfig> parse_tls(YamlDocument& document, yaml_node_t* node,
   for (const auto& [key, value_node] : *pairs) {
     auto value = scalar_value(value_node, key);
     if (!value) return value.error();
+    const bool file = key == "cert_file" || key == "key_file" || key == "client_ca_file";
+    if (file && (value->empty() || value->back() == '/')) {
+      // "cert_file: #x" is a comment, so an empty value: it would name the config's folder.
+      return config_error(
+          fmt::format("tls_server_config.{}: '{}' is not a file name (quote a path that holds '#')",
+                      key, *value));
+    }
     if (key == "cert_file") {
       tls.cert_file = path(*value);
     } else if (key == "key_file") {

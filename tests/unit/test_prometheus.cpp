@@ -337,6 +337,21 @@ TEST(WebConfig, RefusesWhatItWouldIgnore) {
   EXPECT_TRUE(serve::parse_web_config("", "/").ok());
 }
 
+TEST(WebConfig, RefusesAnEmptyOrFolderTlsPath) {
+  // Found by fuzzing: '#' starts a YAML comment, so this cert_file is empty and named the
+  // config's folder; the server failed later, on a folder, with OpenSSL's words.
+  const auto commented = serve::parse_web_config(
+      "tls_server_config:\n  cert_file: #server.crt\n  key_file: server.key\n", "/etc/vcpumap");
+  ASSERT_FALSE(commented.ok());
+  EXPECT_NE(commented.error().message.find("cert_file"), std::string::npos);
+  EXPECT_FALSE(
+      serve::parse_web_config("tls_server_config:\n  cert_file: a.crt\n  key_file: keys/\n", "/etc")
+          .ok());
+  EXPECT_TRUE(serve::parse_web_config(
+                  "tls_server_config:\n  cert_file: '#a.crt'\n  key_file: a.key\n", "/etc")
+                  .ok());
+}
+
 TEST(BasicAuth, ChecksBcryptAndRemembersSuccess) {
   serve::BasicAuth auth(std::map<std::string, std::string>{
       {"prom", "$2b$05$0123456789abcdefghijkezSBOoG.jxfxmrXDMAIWDGKKClaxaYOO"}});

@@ -303,6 +303,10 @@ TEST(CpuStat, ParsesPerCpuLinesAndLoad) {
   ASSERT_TRUE(load);
   EXPECT_DOUBLE_EQ(load->one, 1.5);
   EXPECT_FALSE(procfs::parse_loadavg("x"));
+  // Found by fuzzing: from_chars reads these, but no kernel writes them.
+  EXPECT_FALSE(procfs::parse_loadavg("-.26 04 37\n"));
+  EXPECT_FALSE(procfs::parse_loadavg("nan 0.1 0.1 1/1 1\n"));
+  EXPECT_FALSE(procfs::parse_loadavg("0.1 inf 0.1 1/1 1\n"));
 }
 
 TEST_F(SamplerTest, TopViewsShowEveryVcpu) {

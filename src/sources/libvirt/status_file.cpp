@@ -2,6 +2,8 @@
 
 #include <fcntl.h>
 
+#include <climits>
+
 #include "sources/libvirt/xml.h"
 #include "util/fd.h"
 #include "util/text.h"
@@ -14,7 +16,7 @@ std::optional<int> int_attribute(xmlNode* node, const char* name) {
   if (value == nullptr) return std::nullopt;
   const auto number = parse_i64(reinterpret_cast<const char*>(value));
   xmlFree(value);
-  if (!number || *number < 0 || *number > (1LL << 31)) return std::nullopt;
+  if (!number || *number < 0 || *number > INT_MAX) return std::nullopt;
   return static_cast<int>(*number);
 }
 

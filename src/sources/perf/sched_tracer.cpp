@@ -8,8 +8,10 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <climits>
 #include <cstring>
 #include <ctime>
 
@@ -38,14 +40,20 @@ bool parse_field_line(std::string_view line, std::string_view& name, Field& fiel
   };
   const auto offset = number_after("offset:");
   const auto size = number_after("size:");
-  if (!offset || !size) return false;
+  // Layouts are small: a number beyond an int is a damaged file, not an offset.
+  if (!offset || !size || *offset < INT_MIN || *offset > INT_MAX || *size < INT_MIN ||
+      *size > INT_MAX) {
+    return false;
+  }
   field.offset = static_cast<int>(*offset);
   field.size = static_cast<int>(*size);
   return true;
 }
 
 std::int64_t read_int(std::string_view raw, const Field& field) {
-  if (field.offset < 0 || static_cast<std::size_t>(field.offset + field.size) > raw.size()) {
+  // In 64 bits: a layout's offset + size can overflow an int.
+  if (field.offset < 0 || field.size < 0 ||
+      std::int64_t{field.offset} + field.size > static_cast<std::int64_t>(raw.size())) {
     return -1;
   }
   const char* at = raw.data() + field.offset;
@@ -168,6 +176,65 @@ bool decode_raw(const SchedTracepoints& tracepoints, std::string_view raw, Sched
   return false;
 }
 
+bool decode_record(const SchedTracepoints& tracepoints, int cpu, std::string_view record,
+                   SchedEvent& event) {
+  perf_event_header header;
+  if (record.size() < sizeof header) return false;
+  std::memcpy(&header, record.data(), sizeof header);
+  if (header.size > record.size()) return false;
+  const std::size_t body_size = header.size - std::min<std::size_t>(header.size, sizeof header);
+  const char* body = record.data() + sizeof header;
+  if (header.type == PERF_RECORD_SAMPLE && body_size >= 16 + 4) {
+    // PERF_SAMPLE_TIME | PERF_SAMPLE_CPU | PERF_SAMPLE_RAW: u64 time, u32 cpu, u32 res, u32 size,
+    // then the raw tracepoint record.
+    std::memcpy(&event.time_ns, body, 8);
+    std::uint32_t sample_cpu;
+    std::memcpy(&sample_cpu, body + 8, 4);
+    event.cpu = static_cast<int>(sample_cpu);
+    std::uint32_t raw_size;
+    std::memcpy(&raw_size, body + 16, 4);
+    if (raw_size > body_size - 20) return false;
+    return decode_raw(tracepoints, std::string_view(body + 20, raw_size), event);
+  }
+  if (header.type == PERF_RECORD_LOST && body_size >= 16) {
+    // u64 id, u64 lost, then (sample_id_all) the sample's time.
+    event.kind = SchedEvent::Kind::lost;
+    event.cpu = cpu;
+    std::memcpy(&event.lost, body + 8, 8);
+    if (body_size >= 24) std::memcpy(&event.time_ns, body + 16, 8);
+    return true;
+  }
+  return false;
+}
+
+std::uint64_t decode_ring(const SchedTracepoints& tracepoints, int cpu, std::string_view ring,
+                          std::uint64_t tail, std::uint64_t head, std::vector<SchedEvent>& out,
+                          std::vector<char>& scratch) {
+  const std::size_t size = ring.size();
+  // The kernel's rings are pages; a smaller one can't hold even a header (copy() would wrap twice).
+  if (size < sizeof(perf_event_header)) return tail;
+  // A record may wrap past the end of the ring: copy it out whole.
+  auto copy = [&](void* into, std::uint64_t from, std::size_t bytes) {
+    const std::size_t start = static_cast<std::size_t>(from % size);
+    const std::size_t first = std::min(bytes, size - start);
+    std::memcpy(into, ring.data() + start, first);
+    if (first < bytes) std::memcpy(static_cast<char*>(into) + first, ring.data(), bytes - first);
+  };
+  while (tail <= head && head - tail >= sizeof(perf_event_header)) {
+    perf_event_header header;
+    copy(&header, tail, sizeof header);
+    if (header.size < sizeof header || header.size > head - tail || header.size > size) break;
+    scratch.resize(header.size);
+    copy(scratch.data(), tail, header.size);
+    SchedEvent event;
+    if (decode_record(tracepoints, cpu, std::string_view(scratch.data(), scratch.size()), event)) {
+      out.push_back(event);
+    }
+    tail += header.size;
+  }
+  return tail;
+}
+
 // One CPU: the sched_switch event owns the ring; the other two write into it (SET_OUTPUT).
 struct SchedTracer::Ring {
   int cpu = -1;
@@ -271,44 +338,8 @@ void SchedTracer::drain(std::vector<SchedEvent>& out) {
     // data_head is written by the kernel: read it with acquire before reading the records.
     const std::uint64_t head =
         std::atomic_ref<__u64>(meta->data_head).load(std::memory_order_acquire);
-    std::uint64_t tail = meta->data_tail;
-    while (tail + sizeof(perf_event_header) <= head) {
-      perf_event_header header;
-      const std::size_t at = tail % size;
-      auto copy = [&](void* into, std::size_t offset, std::size_t bytes) {
-        const std::size_t start = (at + offset) % size;
-        const std::size_t first = std::min(bytes, size - start);
-        std::memcpy(into, data + start, first);
-        if (first < bytes) std::memcpy(static_cast<char*>(into) + first, data, bytes - first);
-      };
-      copy(&header, 0, sizeof header);
-      if (header.size == 0 || tail + header.size > head) break;
-      ring->scratch.resize(header.size);
-      copy(ring->scratch.data(), 0, header.size);
-      const char* record = ring->scratch.data() + sizeof header;
-      if (header.type == PERF_RECORD_SAMPLE && header.size >= sizeof header + 16 + 4) {
-        SchedEvent event;
-        std::memcpy(&event.time_ns, record, 8);
-        std::uint32_t cpu;
-        std::memcpy(&cpu, record + 8, 4);
-        event.cpu = static_cast<int>(cpu);
-        std::uint32_t raw_size;
-        std::memcpy(&raw_size, record + 16, 4);
-        const std::size_t room = header.size - sizeof header - 20;
-        if (raw_size <= room &&
-            decode_raw(tracepoints_, std::string_view(record + 20, raw_size), event)) {
-          out.push_back(event);
-        }
-      } else if (header.type == PERF_RECORD_LOST && header.size >= sizeof header + 16) {
-        SchedEvent event;
-        event.kind = SchedEvent::Kind::lost;
-        event.cpu = ring->cpu;
-        std::memcpy(&event.lost, record + 8, 8);
-        if (header.size >= sizeof header + 24) std::memcpy(&event.time_ns, record + 16, 8);
-        out.push_back(event);
-      }
-      tail += header.size;
-    }
+    const std::uint64_t tail = decode_ring(tracepoints_, ring->cpu, std::string_view(data, size),
+                                           meta->data_tail, head, out, ring->scratch);
     std::atomic_ref<__u64>(meta->data_tail).store(tail, std::memory_order_release);
   }
 }

@@ -55,6 +55,18 @@ struct SchedEvent {
 // the three or too short.
 bool decode_raw(const SchedTracepoints& tracepoints, std::string_view raw, SchedEvent& event);
 
+// Decodes one whole perf ring record (perf_event_header first) of CPU `cpu`'s ring: a sample of
+// the three tracepoints, or PERF_RECORD_LOST. False for any other record or one too short.
+bool decode_record(const SchedTracepoints& tracepoints, int cpu, std::string_view record,
+                   SchedEvent& event);
+
+// Decodes the records of a ring's data area between `tail` and `head` (byte counts since the
+// ring began, as perf_event_mmap_page has them; records wrap at the end of `ring`) into `out`.
+// Gives the new tail: past the last whole record. `scratch` is reused between calls.
+std::uint64_t decode_ring(const SchedTracepoints& tracepoints, int cpu, std::string_view ring,
+                          std::uint64_t tail, std::uint64_t head, std::vector<SchedEvent>& out,
+                          std::vector<char>& scratch);
+
 class SchedTracer {
  public:
   // Opens the three tracepoints on every CPU of `cpus` with a ring of `ring_pages` pages (a power

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 
 #include <charconv>
+#include <cmath>
 
 #include "util/text.h"
 
@@ -69,7 +70,10 @@ Result<LoadAverage> parse_loadavg(std::string_view text) {
   for (auto* field : fields) {
     const auto word = next_word(text);
     const auto [end, error] = std::from_chars(word.data(), word.data() + word.size(), *field);
-    if (word.empty() || error != std::errc{} || end != word.data() + word.size()) {
+    // A load is an average count of tasks: from_chars also takes "-1", "nan" and "inf", which
+    // the views would print as they are.
+    if (word.empty() || error != std::errc{} || end != word.data() + word.size() ||
+        !std::isfinite(*field) || *field < 0) {
       return make_error(ExitCode::failure, "proc/loadavg: bad load '{}'", printable(word));
     }
   }

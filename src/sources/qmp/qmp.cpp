@@ -5,8 +5,11 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <climits>
 #include <cstring>
+#include <optional>
 
 #include <nlohmann/json.hpp>
 
@@ -73,6 +76,21 @@ Result<std::string> execute(int fd, LineReader& reader, const std::string& socke
   }
 }
 
+// A JSON integer from `low` to INT_MAX; nullopt for any other value. get<int>() would cut
+// 4294967297 to the thread id 1.
+std::optional<int> int_at_least(const nlohmann::json& value, int low) {
+  if (value.is_number_unsigned()) {
+    const auto number = value.get<std::uint64_t>();
+    if (number >= static_cast<std::uint64_t>(std::max(low, 0)) && number <= INT_MAX) {
+      return static_cast<int>(number);
+    }
+  } else if (value.is_number_integer()) {
+    const auto number = value.get<std::int64_t>();
+    if (number >= low && number <= INT_MAX) return static_cast<int>(number);
+  }
+  return std::nullopt;
+}
+
 }  // namespace
 
 Result<std::map<int, int>> parse_query_cpus_fast(std::string_view reply) {
@@ -81,8 +99,12 @@ Result<std::map<int, int>> parse_query_cpus_fast(std::string_view reply) {
     return make_error(ExitCode::failure, "QMP reply is not JSON");
   }
   if (json.contains("error")) {
+    // value() throws on anything but an object, and desc need not be a string.
+    const auto& error = json["error"];
+    const auto desc = error.is_object() ? error.find("desc") : error.end();
     return make_error(ExitCode::failure, "QMP refused query-cpus-fast: {}",
-                      json["error"].value("desc", std::string("no description")));
+                      desc != error.end() && desc->is_string() ? desc->get<std::string>()
+                                                               : std::string("no description"));
   }
   if (!json.contains("return") || !json["return"].is_array()) {
     return make_error(ExitCode::failure, "QMP reply has no \"return\" list");
@@ -92,11 +114,10 @@ Result<std::map<int, int>> parse_query_cpus_fast(std::string_view reply) {
     if (!cpu.is_object()) continue;
     const auto index = cpu.find("cpu-index");
     const auto thread = cpu.find("thread-id");
-    if (index == cpu.end() || thread == cpu.end() || !index->is_number_integer() ||
-        !thread->is_number_integer()) {
-      continue;
-    }
-    threads[index->get<int>()] = thread->get<int>();
+    if (index == cpu.end() || thread == cpu.end()) continue;
+    const auto vcpu = int_at_least(*index, 0);
+    const auto tid = int_at_least(*thread, 1);
+    if (vcpu && tid) threads[*vcpu] = *tid;
   }
   return threads;
 }
