@@ -75,6 +75,7 @@ Status BpfSource::read_threads(std::span<const int> pids, std::vector<ThreadRead
     const auto ra = rank.at(a.tgid), rb = rank.at(b.tgid);
     return ra != rb ? ra < rb : a.tid < b.tid;
   });
+  out.reserve(out.size() + records_.size());  // grown by doubling, it peaked at 1.5x the threads
   for (auto& record : records_) {
     ThreadReading reading;
     reading.pid = record.tgid;
@@ -97,6 +98,9 @@ Status BpfSource::read_threads(std::span<const int> pids, std::vector<ThreadRead
     facts.affinity = online_.empty() ? std::move(record.affinity) : record.affinity & online_;
     out.push_back(std::move(reading));
   }
+  // Given back: kept for reuse, the records sat beside the sampler's every other copy of the
+  // threads at its peak (2.9 MiB of 33 at 20,000 threads); allocating them costs less.
+  std::vector<TaskRecord>().swap(records_);
   return Ok{};
 }
 
