@@ -4,7 +4,7 @@ ASAN_BUILD ?= build-asan
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?= -DCMAKE_BUILD_TYPE=RelWithDebInfo
 
-.PHONY: all deps test-deps build demo test asan-test bench format-check format clean
+.PHONY: all deps test-deps build demo test asan-test bench bench-profile format-check format clean
 
 all: build
 
@@ -31,6 +31,10 @@ test: test-deps build
 # The benchmark of docs in BENCHMARKS.md: vcpumap against ps -L and minimal C floors.
 bench: build
 	@bench/run.sh $(BUILD)
+
+# What dominates what the benchmark measures: perf and callgrind profiles over the same guests.
+bench-profile: build test-deps
+	@bench/profile.sh $(BUILD)
 
 asan-test:
 	@cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DVCPUMAP_SANITIZE=ON >/dev/null
