@@ -83,7 +83,7 @@ watch_top() {
   local out="$TMP/watch.$1" before after n0 n1 fds hwm
   "$VCPUMAP" --source "$1" --no-libvirt top -b -d 1 -f no-such-vm >"$out" 2>/dev/null &
   WATCHED=$!
-  refreshes() { grep -c '^vcpumap top - ' "$out"; }
+  refreshes() { local n; n=$(grep -c '^vcpumap top - ' "$out" 2>/dev/null); echo "${n:-0}"; }
   cpu_ns() { cat /proc/"$WATCHED"/task/*/schedstat 2>/dev/null | awk '{s += $1} END {printf "%.0f\n", s}'; }
   for ((i = 0; i < 1200 && $(refreshes) < 2; i++)); do sleep 0.05; done
   n0=$(refreshes) before=$(cpu_ns)
