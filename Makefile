@@ -9,7 +9,8 @@ TEST_FUZZ_SECONDS ?= 22
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?= -DCMAKE_BUILD_TYPE=RelWithDebInfo
 
-.PHONY: all deps test-deps build demo test asan-test fuzz fuzz-build bench format-check format clean
+.PHONY: all deps test-deps build demo test asan-test fuzz fuzz-build bench bench-profile format-check \
+	format clean
 
 all: build
 
@@ -38,6 +39,10 @@ test: test-deps build
 # The benchmark of docs in BENCHMARKS.md: vcpumap against ps -L and minimal C floors.
 bench: build
 	@bench/run.sh $(BUILD)
+
+# What dominates what the benchmark measures: perf and callgrind profiles over the same guests.
+bench-profile: build test-deps
+	@bench/profile.sh $(BUILD)
 
 asan-test:
 	@cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DVCPUMAP_SANITIZE=ON >/dev/null

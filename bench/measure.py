@@ -1,6 +1,7 @@
 """Runs commands R times each, interleaved (one round runs every command once, so load from
 elsewhere on the machine falls on all of them alike), and prints per command, one line each, the
-median CPU time (user+sys, s) and the peak RSS (KiB) of the whole process, from wait4's rusage.
+median CPU time (user+sys, s), the peak RSS (KiB) of the whole process, from wait4's rusage, and
+the lowest and highest CPU time of the R runs (the spread that other load caused).
 
 Usage: measure.py R COMMAND... [--- COMMAND...]..."""
 import os, statistics, subprocess, sys
@@ -37,4 +38,4 @@ if __name__ == "__main__":
             cpu[i].append(seconds)
             rss[i] = max(rss[i], kib)
     for i in range(len(commands)):
-        print(f"{statistics.median(cpu[i]):.6f} {rss[i]}")
+        print(f"{statistics.median(cpu[i]):.6f} {rss[i]} {min(cpu[i]):.6f} {max(cpu[i]):.6f}")

@@ -14,6 +14,7 @@ test_packages=(
   clang-format clang libclang-rt-14-dev procps util-linux bzip2 tmux python3 openssl prometheus chromium time
   qemu-system-x86
   libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients
+  linux-perf valgrind
 )
 
 wanted=("${build_packages[@]}")

@@ -148,6 +148,10 @@ Result<std::vector<FoundVm>> find_vms(ThreadSource& source, const SnapshotOption
     owner[found[i].vm.pid] = i;
     for (const int vhost : found[i].vhost_pids) owner[vhost] = i;
   }
+  // Sized first: grown one push at a time, each VM's vector held up to twice its threads.
+  std::vector<std::size_t> counts(found.size(), 0);
+  for (const auto& reading : readings) ++counts[owner.at(reading.pid)];
+  for (std::size_t i = 0; i < found.size(); ++i) found[i].vm.threads.reserve(counts[i]);
   for (auto& reading : readings) {
     auto& vm = found[owner.at(reading.pid)].vm;
     vm.threads.push_back(make_vm_thread(std::move(reading), vm));

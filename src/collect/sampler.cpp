@@ -168,9 +168,15 @@ Status Sampler::State::refresh(std::int64_t interval_ns) {
     const std::size_t i = owner.at(reading.pid);
     auto& vm = vms[i];
     if (i != current) {
+      // Readings come grouped by process (ThreadSource's contract), so the VM before is done:
+      // its old threads, moved from, are given back now rather than held beside every new one.
+      if (current < vms.size()) std::vector<VmThread>().swap(vms[current].threads);
       current = i;
       previous.clear();
       for (std::size_t j = 0; j < vm.threads.size(); ++j) previous[vm.threads[j].tid] = j;
+      // Grown one push at a time, these vectors held up to twice their threads (peak RSS).
+      threads[i].reserve(vm.threads.size());
+      rates[i].reserve(vm.threads.size());
     }
     if (reading.tid == vm.pid) alive[i] = true;
     const auto it = previous.find(reading.tid);
@@ -194,6 +200,9 @@ Status Sampler::State::refresh(std::int64_t interval_ns) {
   std::vector<Vm> kept;
   std::vector<std::vector<ThreadRates>> kept_rates;
   std::vector<std::vector<int>> kept_vhost;
+  kept.reserve(vms.size());
+  kept_rates.reserve(vms.size());
+  kept_vhost.reserve(vms.size());
   for (std::size_t i = 0; i < vms.size(); ++i) {
     if (!alive[i]) {
       sample.vms_exited.push_back(vms[i].pid);
@@ -213,6 +222,9 @@ Status Sampler::State::refresh(std::int64_t interval_ns) {
       sorted.push_back(std::move(threads[i][j]));
       sorted_rates.push_back(rates[i][j]);
     }
+    // Given back now, not at the end: else every VM's threads are held twice at once.
+    std::vector<VmThread>().swap(threads[i]);
+    std::vector<ThreadRates>().swap(rates[i]);
     vms[i].threads = std::move(sorted);
     kept.push_back(std::move(vms[i]));
     kept_rates.push_back(std::move(sorted_rates));

@@ -47,7 +47,7 @@ class ThreadSource {
   // Every thread of each process in `pids`, appended to `out` grouped by process in the order of
   // `pids`. A process that exited gives no thread; a thread that exits mid-read is skipped. Both
   // are normal on a live host. An engine that keeps per-process state (open files) drops it for
-  // processes no longer asked for.
+  // processes that exited, not for those a call leaves out (discovery asks for new VMs only).
   virtual Status read_threads(std::span<const int> pids, std::vector<ThreadReading>& out) = 0;
   // Fills utime/stime ticks (stat fields 14-15) where they are missing: the kernel scales them
   // to the runtime when stat is read, so an engine that does not read stat must read it here

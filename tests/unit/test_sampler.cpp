@@ -233,6 +233,35 @@ TEST_F(SamplerTest, NewThreadsAndVmsAreFound) {
   EXPECT_EQ(third.snapshot.vms[1].name, "db");
 }
 
+// How many of this process's descriptors are files whose path starts with `prefix`.
+std::size_t open_files_under(const std::string& prefix) {
+  std::size_t count = 0;
+  std::error_code error;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc/self/fd", error)) {
+    const auto target = std::filesystem::read_symlink(entry.path(), error);
+    if (!error && target.string().starts_with(prefix)) ++count;
+  }
+  return count;
+}
+
+// Discovery asks the source for new VMs only: the files kept for the VMs it knows stay open, or
+// the next sample would open them all again.
+TEST_F(SamplerTest, DiscoveryKeepsTheKnownVmsFilesOpen) {
+  auto sampler = make_sampler();
+  sample(sampler, 0);
+  sample(sampler, 1);
+  // The guest's files, not proc/stat, which the host view keeps open.
+  const auto guest_dir = std::filesystem::canonical(tree.root() / "proc/100").string() + "/";
+  const auto kept = open_files_under(guest_dir);
+  ASSERT_GT(kept, 0U);
+  sample(sampler, 6);  // discovery is due and finds no new VM
+  EXPECT_EQ(open_files_under(guest_dir), kept);
+  tree.remove_process(100);
+  sample(sampler, 7);
+  sample(sampler, 12);  // discovery again: the VM that exited gave its files back
+  EXPECT_EQ(open_files_under(guest_dir), 0U);
+}
+
 // A host with more VM threads than open files: past the budget, files are opened per sample.
 TEST_F(SamplerTest, ThreadsBeyondTheFileBudgetAreStillSampled) {
   auto sampler = make_sampler(1);  // vCPU 0 keeps its stat; every other file is reopened

@@ -67,7 +67,25 @@ std::string BpfSource::read_comm(int pid) {
 
 Status BpfSource::read_threads(std::span<const int> pids, std::vector<ThreadReading>& out) {
   if (pids.empty()) return Ok{};
-  if (auto status = reader_->read_threads(pids, records_); !status) return status;
+  // The open-coded walker costs one call per batch (a few us), so it reads batches of processes:
+  // their records, and the pages of the map the kernel writes them to, stay small beside the
+  // readings (2.9 MB of records and 2.4 MiB of mapped pages at 20,000 threads held at the peak
+  // RSS otherwise). The seq-file walker may walk every task of the host per call: all at once.
+  const std::size_t batch =
+      reader_->walker() == Walker::open_coded_iterator ? kProcessesPerRead : pids.size();
+  for (std::size_t first = 0; first < pids.size(); first += batch) {
+    const auto part = pids.subspan(first, std::min(batch, pids.size() - first));
+    if (auto status = reader_->read_threads(part, records_); !status) return status;
+    // Sized once, from the first batch's threads per process: grown by doubling, the readings
+    // peaked at 1.5x the threads.
+    if (first == 0) out.reserve(out.size() + records_.size() * pids.size() / part.size() + 64);
+    append_readings(part, out);
+  }
+  std::vector<TaskRecord>().swap(records_);  // given back: allocating them costs less
+  return Ok{};
+}
+
+void BpfSource::append_readings(std::span<const int> pids, std::vector<ThreadReading>& out) {
   // Records come in no particular order: group them by process in the order of `pids`.
   std::unordered_map<int, std::size_t> rank;
   for (std::size_t i = 0; i < pids.size(); ++i) rank.emplace(pids[i], i);
@@ -97,7 +115,6 @@ Status BpfSource::read_threads(std::span<const int> pids, std::vector<ThreadRead
     facts.affinity = online_.empty() ? std::move(record.affinity) : record.affinity & online_;
     out.push_back(std::move(reading));
   }
-  return Ok{};
 }
 
 void BpfSource::read_tick_times(std::span<VmThread> threads, int pid) {

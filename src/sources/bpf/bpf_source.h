@@ -31,12 +31,17 @@ class BpfSource final : public ThreadSource {
 
  private:
   BpfSource(std::unique_ptr<TaskReader> reader, CpuSet online);
+  // records_ (of the processes `pids`) converted and appended to `out`, grouped as read_threads'.
+  void append_readings(std::span<const int> pids, std::vector<ThreadReading>& out);
+
+  // Processes read per call of the open-coded walker (read_threads says why).
+  static constexpr std::size_t kProcessesPerRead = 128;
 
   std::unique_ptr<TaskReader> reader_;
   procfs::Procfs procfs_;
   // sched_getaffinity leaves out CPUs that are not online; the kernel's mask keeps them.
   CpuSet online_;
-  std::vector<TaskRecord> records_;  // reused each read
+  std::vector<TaskRecord> records_;  // one batch's, within a read
 };
 
 }  // namespace vcpumap::bpf

@@ -299,6 +299,7 @@ Status TaskReader::read_open_coded(std::span<const int> tgids, std::vector<TaskR
       const bool has_sched_info = bss->has_sched_info != 0;
       const auto* records = p.threads.first<const vcpumap_task_record>(bss->nr_records);
       if (records == nullptr) return mmap_error();
+      threads.reserve(count + bss->nr_records);  // grown by doubling, it peaked at 1.5x
       for (std::uint32_t i = 0; i < bss->nr_records; ++i) {
         append(p.converter, records[i], has_sched_info, threads, count);
       }

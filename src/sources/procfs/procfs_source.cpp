@@ -55,10 +55,12 @@ Status ProcfsSource::read_threads(std::span<const int> pids, std::vector<ThreadR
     }
     return Ok{};
   }
-  // Processes no longer asked for (their VM exited) give their descriptors back.
+  // Processes that exited give their descriptors back. One left out of this call may still run:
+  // discovery asks for new VMs only, and dropping the others' files there made the next sample
+  // reopen every file (every sample at top's default 2 s, which is also the discovery interval).
   const std::unordered_set<int> asked(pids.begin(), pids.end());
   std::erase_if(kept_, [&](const auto& entry) {
-    if (asked.contains(entry.first)) return false;
+    if (asked.contains(entry.first) || entry.second.dir.thread_count() >= 0) return false;
     if (entry.second.dir_kept) budget_.give(1);
     return true;
   });
