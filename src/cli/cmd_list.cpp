@@ -13,6 +13,9 @@ int run_list(const GlobalOptions& global) {
   if (global.json) {
     views::write_snapshot_json(*snapshot, [](std::string_view text) { fmt::print("{}", text); });
     fmt::print("\n");
+    // The document holds every note; what the host as a whole lacks (libvirt did not answer) is
+    // said on stderr too, where a script's log catches it.
+    for (const auto& note : snapshot->notes) fmt::print(stderr, "vcpumap: note: {}\n", note);
   } else {
     fmt::print("{}", views::render_list(*snapshot));
     print_notes(*snapshot);

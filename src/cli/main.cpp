@@ -26,6 +26,11 @@ int main(int argc, char** argv) {
                  "libvirt URI (default: LIBVIRT_DEFAULT_URI, else qemu:///system)")
       ->type_name("URI");
   app.add_flag("--no-libvirt", global.no_libvirt, "do not ask libvirt; read VMs from /proc alone");
+  app.add_option("--libvirt-timeout", global.libvirt_timeout_s,
+                 "seconds a libvirt call may go unanswered before vcpumap goes on from /proc "
+                 "alone (default 2)")
+      ->type_name("SECS")
+      ->check(CLI::Range(0.1, 3600.0));
 
   add_list_command(app, global, exit_code);
   add_vcpuinfo_command(app, global, exit_code);

@@ -1,6 +1,7 @@
 // Options every subcommand takes, and how subcommands are registered with main.
 #pragma once
 
+#include <chrono>
 #include <string>
 #include <vector>
 
@@ -14,11 +15,15 @@ struct GlobalOptions {
   std::string root = "/";
   bool json = false;
   std::vector<std::string> qmp_sockets;
-  std::string connect_uri;  // libvirt URI (--connect)
-  bool no_libvirt = false;  // --no-libvirt: /proc alone
+  std::string connect_uri;         // libvirt URI (--connect)
+  bool no_libvirt = false;         // --no-libvirt: /proc alone
+  double libvirt_timeout_s = 2.0;  // --libvirt-timeout: how long a libvirt call may go unanswered
 
+  std::chrono::milliseconds libvirt_timeout() const {
+    return std::chrono::milliseconds(static_cast<long long>(libvirt_timeout_s * 1000.0));
+  }
   SnapshotOptions snapshot_options() const {
-    return {root, qmp_sockets, true, !no_libvirt, connect_uri};
+    return {root, qmp_sockets, true, !no_libvirt, connect_uri, libvirt_timeout()};
   }
 };
 

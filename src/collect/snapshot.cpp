@@ -166,7 +166,7 @@ Result<Snapshot> take_snapshot(const SnapshotOptions& options) {
 
 void merge_libvirt_if_asked(Snapshot& snapshot, const SnapshotOptions& options) {
   if (options.use_libvirt && procfs::is_own_root(options.root)) {
-    merge_libvirt(snapshot, options.libvirt_uri);
+    merge_libvirt(snapshot, options);
   }
 }
 

@@ -1,6 +1,7 @@
 // One look at the host: topology plus every VM with its threads' facts.
 #pragma once
 
+#include <chrono>
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -16,6 +17,8 @@ struct SnapshotOptions {
   bool with_topology = true;
   bool use_libvirt = true;  // ask libvirt too (only when root is this machine's own)
   std::string libvirt_uri;  // empty: LIBVIRT_DEFAULT_URI, else qemu:///system
+  std::chrono::milliseconds libvirt_timeout{
+      2000};  // a libvirt call unanswered this long is given up
 };
 
 // Options that read the tree under `root` alone: its /proc and /sys, no libvirt, no QMP.
@@ -30,8 +33,12 @@ inline SnapshotOptions options_for_root(std::filesystem::path root) {
 Result<Snapshot> take_snapshot(const SnapshotOptions& options);
 
 // Adds what libvirt knows (ids, states, configured pinning, nova metadata, inactive domains) to
-// the VMs found in /proc. When libvirt can't be reached, adds one note saying so.
-void merge_libvirt(Snapshot& snapshot, const std::string& uri);
+// the VMs found in /proc, asking it with bounded calls. When libvirt can't be reached or does not
+// answer in time, adds one note saying so and marks the processes libvirt runs.
+void merge_libvirt(Snapshot& snapshot, const SnapshotOptions& options);
+// Joins libvirt's domains (as listed by libvirt, or kept from an earlier listing) to the VMs
+// found in /proc; domains without a process are added as VMs of their own.
+void join_libvirt(Snapshot& snapshot, std::vector<LibvirtDomain> domains);
 // merge_libvirt when `options` ask for libvirt and read this machine's own /proc.
 void merge_libvirt_if_asked(Snapshot& snapshot, const SnapshotOptions& options);
 

@@ -143,6 +143,9 @@ struct Vm {
   VcpuSource vcpu_source = VcpuSource::unknown;
   std::vector<VmThread> threads;         // sorted: vCPUs by index, then I/O threads, then the rest
   std::optional<LibvirtDomain> libvirt;  // when libvirt manages this VM
+  // libvirt runs this process (its status file says so) but did not answer: its pinning must go
+  // through libvirt, which can't be done now.
+  bool libvirt_unanswered = false;
   std::vector<std::string> notes;  // one-line remarks about this VM (e.g. debug-threads missing)
 
   // Threads of one role, in order.
