@@ -53,17 +53,35 @@ void mark_libvirt_processes(Snapshot& snapshot, const std::filesystem::path& roo
 }  // namespace
 
 void merge_libvirt(Snapshot& snapshot, const SnapshotOptions& options) {
+  std::uint64_t calls = 0;
   auto domains = [&]() -> Result<std::vector<LibvirtDomain>> {
     auto connection = libvirt::Connection::open(options.libvirt_uri, options.libvirt_timeout);
     if (!connection) return connection.error();
-    return (*connection)->list_domains();
+    auto listed = (*connection)->list_domains();
+    calls = (*connection)->calls();
+    return listed;
   }();
   if (!domains) {
     snapshot.notes.push_back(unavailable_note(domains.error()));
     mark_libvirt_processes(snapshot, options.root);
+    if (domains.error().message.starts_with("libvirt (")) {
+      snapshot.libvirt_health = LibvirtHealth{false, std::nullopt, calls};
+    }
     return;
   }
   join_libvirt(snapshot, std::move(*domains));
+  snapshot.libvirt_health = LibvirtHealth{true, std::chrono::system_clock::now(), calls};
+}
+
+void join_watched(Snapshot& snapshot, const libvirt::WatchedView& view) {
+  if (view.domains) join_libvirt(snapshot, *view.domains);
+  snapshot.libvirt_health = LibvirtHealth{view.up, view.last_success, view.calls};
+  if (!view.up && !view.problem.empty()) {
+    snapshot.notes.push_back(
+        fmt::format("{}: {}", view.problem,
+                    view.domains ? "libvirt's ids, states and pinning are as it last said them"
+                                 : "libvirt ids, states and configured pinning are missing"));
+  }
 }
 
 void join_libvirt(Snapshot& snapshot, std::vector<LibvirtDomain> domains) {

@@ -164,8 +164,12 @@ Result<Snapshot> take_snapshot(const SnapshotOptions& options) {
   return snapshot;
 }
 
+bool libvirt_asked(const SnapshotOptions& options) {
+  return options.use_libvirt && procfs::is_own_root(options.root);
+}
+
 void merge_libvirt_if_asked(Snapshot& snapshot, const SnapshotOptions& options) {
-  if (options.use_libvirt && procfs::is_own_root(options.root)) {
+  if (libvirt_asked(options)) {
     merge_libvirt(snapshot, options);
   }
 }

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "core/model.h"
+#include "sources/libvirt/watcher.h"
 #include "util/result.h"
 
 namespace vcpumap {
@@ -39,6 +40,11 @@ void merge_libvirt(Snapshot& snapshot, const SnapshotOptions& options);
 // Joins libvirt's domains (as listed by libvirt, or kept from an earlier listing) to the VMs
 // found in /proc; domains without a process are added as VMs of their own.
 void join_libvirt(Snapshot& snapshot, std::vector<LibvirtDomain> domains);
+// True when `options` ask for libvirt and read this machine's own /proc.
+bool libvirt_asked(const SnapshotOptions& options);
+// Joins what a libvirt watcher knows (kept current by libvirt's events) to the VMs found in /proc,
+// with libvirt's health and, when it is away, a note; makes no libvirt call.
+void join_watched(Snapshot& snapshot, const libvirt::WatchedView& view);
 // merge_libvirt when `options` ask for libvirt and read this machine's own /proc.
 void merge_libvirt_if_asked(Snapshot& snapshot, const SnapshotOptions& options);
 

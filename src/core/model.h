@@ -159,6 +159,13 @@ struct Vm {
   std::string display_name() const;
 };
 
+// How libvirt answered the questions behind a snapshot.
+struct LibvirtHealth {
+  bool up = false;  // it answered (for the exporter: is connected and answering now)
+  std::optional<std::chrono::system_clock::time_point> last_success;  // its last full answer
+  std::uint64_t calls = 0;  // calls this process has made to libvirt so far
+};
+
 // One look at the host: its topology and every VM, with the times it was taken.
 struct Snapshot {
   Topology topology;
@@ -167,6 +174,7 @@ struct Snapshot {
   std::chrono::system_clock::time_point wall;       // for people
   std::vector<std::string> notes;     // one-line remarks for the user (e.g. debug-threads missing)
   long clock_ticks_per_second = 100;  // USER_HZ, the unit of stat's utime and stime
+  std::optional<LibvirtHealth> libvirt_health;  // absent when libvirt was not asked
 };
 
 }  // namespace vcpumap
