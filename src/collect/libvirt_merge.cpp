@@ -111,4 +111,20 @@ void join_libvirt(Snapshot& snapshot, std::vector<LibvirtDomain> domains) {
   });
 }
 
+void attach_watched(Snapshot& snapshot, const libvirt::WatchedView& view) {
+  for (auto& vm : snapshot.vms) {
+    if (vm.pid > 0) vm.libvirt.reset();
+  }
+  if (view.domains) {
+    for (const auto& domain : *view.domains) {
+      if (!domain.active) continue;
+      if (Vm* vm = find_process(snapshot.vms, domain)) {
+        vm->libvirt = domain;
+        vm->libvirt->pid = vm->pid;
+      }
+    }
+  }
+  snapshot.libvirt_health = LibvirtHealth{view.up, view.last_success, view.calls};
+}
+
 }  // namespace vcpumap

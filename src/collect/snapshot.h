@@ -45,6 +45,9 @@ bool libvirt_asked(const SnapshotOptions& options);
 // Joins what a libvirt watcher knows (kept current by libvirt's events) to the VMs found in /proc,
 // with libvirt's health and, when it is away, a note; makes no libvirt call.
 void join_watched(Snapshot& snapshot, const libvirt::WatchedView& view);
+// Attaches what a libvirt watcher knows to the running VMs found in /proc, and its health; adds
+// and reorders no VM (the sampler's snapshots pair VMs with rates by index).
+void attach_watched(Snapshot& snapshot, const libvirt::WatchedView& view);
 // merge_libvirt when `options` ask for libvirt and read this machine's own /proc.
 void merge_libvirt_if_asked(Snapshot& snapshot, const SnapshotOptions& options);
 

@@ -64,9 +64,13 @@ for command in "list" "list --json" "vcpuinfo $NAME" "top -b -n 1" "audit $NAME"
   # shellcheck disable=SC2086  # the command's words
   timed_vcpumap --no-libvirt $command
   limit=$((ELAPSED_MS + 3500 > LIMIT_MS ? ELAPSED_MS + 3500 : LIMIT_MS))
+  # audit's verdict comes from /proc (other users' VMs on the host may share $NAME's CPUs):
+  # libvirt's silence must not change it. The others exit 0.
+  expected=0
+  [[ $command == audit* ]] && expected=$STATUS
   # shellcheck disable=SC2086
   timed_vcpumap --connect "$SILENT" $command
-  assert_eq "silent libvirt: $command exits 0" "0" "$STATUS"
+  assert_eq "silent libvirt: $command exits $expected, as without libvirt" "$expected" "$STATUS"
   assert_true "silent libvirt: $command answers within $limit ms (took $ELAPSED_MS)" \
     test "$ELAPSED_MS" -lt "$limit"
   assert_eq "silent libvirt: $command says it in one line" "1" "$(libvirt_lines)"

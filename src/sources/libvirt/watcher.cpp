@@ -241,7 +241,8 @@ Watcher::~Watcher() {
     // The watcher ends at once unless it waits in a call; a daemon that does not answer keeps
     // it there, and then it is left to end alone (it owns the state it touches).
     std::unique_lock lock(state_->mutex);
-    const bool ended = state_->wake.wait_for(lock, state_->timeout, [&] { return state_->exited; });
+    const bool ended = !state_->call_since &&
+                       state_->wake.wait_for(lock, state_->timeout, [&] { return state_->exited; });
     lock.unlock();
     if (ended) {
       watcher_.join();
@@ -276,7 +277,9 @@ WatchedView Watcher::view() const {
 
 void Watcher::wait_first_listing() const {
   std::unique_lock lock(state_->mutex);
-  state_->wake.wait_for(lock, state_->timeout, [&] { return state_->listed_once; });
+  // A little past the timeout, so that a daemon that does not answer is said so.
+  state_->wake.wait_for(lock, state_->timeout + std::chrono::milliseconds(100),
+                        [&] { return state_->listed_once; });
 }
 
 }  // namespace vcpumap::libvirt
