@@ -87,7 +87,7 @@ int run_top(const GlobalOptions& global, const TopOptions& options) {
   if (!first) return report_error(first.error());
   print_notes((*first)->snapshot);
   if (watcher) {
-    if (const auto view = watcher->view(); !view.up && !view.problem.empty()) {
+    if (const auto view = watcher->view(); !view.up && !view.absent && !view.problem.empty()) {
       fmt::print(stderr,
                  "vcpumap: note: {}: libvirt ids, states and configured pinning are missing\n",
                  view.problem);

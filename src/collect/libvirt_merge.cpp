@@ -74,6 +74,12 @@ void merge_libvirt(Snapshot& snapshot, const SnapshotOptions& options) {
 }
 
 void join_watched(Snapshot& snapshot, const libvirt::WatchedView& view) {
+  if (view.absent && !view.domains) {
+    // Not on this host (Firecracker, cloud-hypervisor): nothing is missing, nothing is down.
+    snapshot.notes.push_back(
+        fmt::format("libvirt not used ({}); VMs are read from /proc alone", view.problem));
+    return;
+  }
   if (view.domains) join_libvirt(snapshot, *view.domains);
   snapshot.libvirt_health = LibvirtHealth{view.up, view.last_success, view.calls};
   if (!view.up && !view.problem.empty()) {
@@ -112,6 +118,7 @@ void join_libvirt(Snapshot& snapshot, std::vector<LibvirtDomain> domains) {
 }
 
 void attach_watched(Snapshot& snapshot, const libvirt::WatchedView& view) {
+  if (view.absent && !view.domains) return;  // not on this host
   for (auto& vm : snapshot.vms) {
     if (vm.pid > 0) vm.libvirt.reset();
   }

@@ -27,6 +27,7 @@ struct Watcher::State {
   bool up = false;
   std::optional<std::chrono::system_clock::time_point> last_success;
   std::string problem;
+  bool absent = false;
   std::shared_ptr<std::atomic<std::uint64_t>> calls =
       std::make_shared<std::atomic<std::uint64_t>>(0);
   std::atomic<bool> loop_stopping{false};
@@ -177,6 +178,10 @@ void watch(const std::shared_ptr<State>& state) {
       state->closed = false;
     }
     auto target = resolve_uri(state->uri);
+    {
+      std::lock_guard lock(state->mutex);
+      state->absent = !target;
+    }
     if (!target) {
       state->set_down(target.error().message);
     } else {
@@ -216,6 +221,7 @@ Watcher::Watcher(std::string uri, std::chrono::milliseconds timeout)
   state_->timeout = timeout;
   if (auto loaded = load_api(); !loaded) {
     state_->problem = loaded.error().message;
+    state_->absent = true;
     return;
   }
   if (auto loop = register_event_loop(); !loop) {
@@ -263,6 +269,7 @@ WatchedView Watcher::view() const {
   view.domains = state_->domains;
   view.up = state_->up;
   view.problem = state_->problem;
+  view.absent = state_->absent;
   if (state_->call_since &&
       std::chrono::steady_clock::now() - *state_->call_since > state_->timeout) {
     view.up = false;

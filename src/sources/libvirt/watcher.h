@@ -24,6 +24,7 @@ struct WatchedView {
   std::optional<std::chrono::system_clock::time_point> last_success;  // of the last listing
   std::uint64_t calls = 0;  // libvirt calls made since the watcher started
   std::string problem;      // why it is not up ("libvirt (URI) did not answer in 2 s")
+  bool absent = false;      // libvirt is not on this host (no library, no daemon socket)
 };
 
 class Watcher {
