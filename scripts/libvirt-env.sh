@@ -78,7 +78,10 @@ conf_set() { # key value: comment out every active setting of key, append key = 
 }
 
 apply_conf() { # prints "changed" or "unchanged"
-    [ -f "$CONF" ] || die "$CONF not found (is libvirt-daemon-driver-qemu installed?)"
+    # Debian ships qemu.conf in libvirt-daemon-system, which the tests do not install (it pulls
+    # in systemd units, polkit and a firewall): libvirtd runs on its defaults plus the lines below.
+    [ -d "$(dirname "$CONF")" ] || die "$(dirname "$CONF") not found (is libvirt-daemon installed?)"
+    if [ ! -f "$CONF" ]; then : >"$CONF"; state_set created_conf 1; fi
     local -a keys=(user group dynamic_ownership security_driver)
     local -a vals=('"root"' '"root"' '0' '"none"')
     local i need=0
@@ -126,6 +129,12 @@ do_start() {
         groupadd --system kvm
         state_set created_group kvm
         did+=("created group kvm")
+    fi
+    # libvirt 9's QEMU driver looks its default group up before it reads qemu.conf's group = .
+    if ! getent group libvirt-qemu >/dev/null; then
+        groupadd --system libvirt-qemu
+        state_set created_group_libvirt_qemu 1
+        did+=("created group libvirt-qemu")
     fi
     if ! getent passwd libvirt-qemu >/dev/null; then
         useradd --system --no-create-home --home-dir /var/lib/libvirt --shell /usr/sbin/nologin \
@@ -203,6 +212,9 @@ do_stop() {
     if [ -n "$(state_get conf_changed)" ] && [ -f "$BACKUP" ]; then
         if pgrep -x libvirtd >/dev/null; then
             did+=("kept edited $CONF (a libvirtd not started here is running)")
+        elif [ -n "$(state_get created_conf)" ]; then
+            rm -f "$BACKUP" "$CONF"
+            did+=("removed $CONF (created here)")
         else
             mv -f "$BACKUP" "$CONF"
             did+=("restored $CONF")
@@ -219,6 +231,9 @@ do_stop() {
     fi
     if [ "$(state_get created_group)" = kvm ] && getent group kvm >/dev/null; then
         groupdel kvm && did+=("removed group kvm")
+    fi
+    if [ -n "$(state_get created_group_libvirt_qemu)" ] && getent group libvirt-qemu >/dev/null; then
+        groupdel libvirt-qemu && did+=("removed group libvirt-qemu")
     fi
     rm -f "$STATE"
     rmdir "$STATE_DIR" 2>/dev/null || true

@@ -13,8 +13,8 @@ int run_list(const GlobalOptions& global) {
   if (global.json) {
     views::write_snapshot_json(*snapshot, [](std::string_view text) { fmt::print("{}", text); });
     fmt::print("\n");
-    // The host's notes (which source, what libvirt said) are about the tool: stderr too, so a
-    // script that reads only stdout's facts still sees them in its log.
+    // The document holds every note; what the host as a whole lacks (libvirt did not answer) is
+    // said on stderr too, where a script's log catches it.
     for (const auto& note : snapshot->notes) fmt::print(stderr, "vcpumap: note: {}\n", note);
   } else {
     fmt::print("{}", views::render_list(*snapshot));

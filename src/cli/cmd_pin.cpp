@@ -226,7 +226,7 @@ int run_change(const GlobalOptions& global, PinCommand command, const PinArgumen
   print_notes(vm);
   std::unique_ptr<libvirt::Connection> connection;
   if (vm.libvirt) {
-    auto opened = libvirt::Connection::open(global.connect_uri);
+    auto opened = libvirt::Connection::open(global.connect_uri, global.libvirt_timeout());
     if (!opened) return report_error(opened.error());
     connection = std::move(*opened);
   }

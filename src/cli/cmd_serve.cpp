@@ -37,8 +37,10 @@ int run_serve(const GlobalOptions& global, ServeFlags& flags) {
   // Every refresh shows what `vcpumap list` would, with the same --root, --qmp and libvirt
   // flags, read by the sampler `top` and `record` use: each thread's files stay open between
   // scrapes (a pread each instead of open, read, close) and VMs that come and go are followed.
-  // libvirt's view (ids, states, pinning) changes without a thread changing, so it is asked
-  // afresh for every refresh. The cache refreshes from one thread at a time.
+  // libvirt's view comes from a watcher that libvirt's own events keep current, so a scrape
+  // makes no libvirt call, and a libvirt that stops answering never holds a scrape up: VMs it
+  // knew keep their last labels and vcpumap_libvirt_up says 0. The cache refreshes from one
+  // thread at a time.
   const SnapshotOptions snapshot_options = global.snapshot_options();
   SamplerOptions sampler_options;
   sampler_options.snapshot = snapshot_options;
@@ -51,11 +53,17 @@ int run_serve(const GlobalOptions& global, ServeFlags& flags) {
   flags.options.max_connections = *max_connections;
   sampler_options.kept_file_budget = file_limit - serve::kSpareFiles - *max_connections;
   auto sampler = std::make_shared<Sampler>(std::move(sampler_options));
-  auto take = [sampler, snapshot_options]() -> Result<Snapshot> {
+  std::shared_ptr<libvirt::Watcher> watcher;
+  if (libvirt_asked(snapshot_options)) {
+    watcher = std::make_shared<libvirt::Watcher>(snapshot_options.libvirt_uri,
+                                                 snapshot_options.libvirt_timeout);
+    watcher->wait_first_listing();
+  }
+  auto take = [sampler, watcher]() -> Result<Snapshot> {
     auto sample = sampler->sample();
     if (!sample) return sample.error();
     Snapshot snapshot = (*sample)->snapshot;
-    merge_libvirt_if_asked(snapshot, snapshot_options);
+    if (watcher) join_watched(snapshot, watcher->view());
     return snapshot;
   };
   if (flags.options.collectors.waited_behind) {

@@ -69,10 +69,29 @@ int run_top(const GlobalOptions& global, const TopOptions& options) {
 
   SamplerOptions sampler_options;
   sampler_options.snapshot = global.snapshot_options();
+  // libvirt's view comes from a watcher kept current by libvirt's events, as the exporter's:
+  // a refresh never waits for libvirt, and a libvirt that does not answer costs one timeout.
+  std::shared_ptr<libvirt::Watcher> watcher;
+  if (libvirt_asked(sampler_options.snapshot)) {
+    sampler_options.snapshot.use_libvirt = false;
+    watcher = std::make_shared<libvirt::Watcher>(sampler_options.snapshot.libvirt_uri,
+                                                 sampler_options.snapshot.libvirt_timeout);
+    watcher->wait_first_listing();
+    sampler_options.annotate = [watcher](Snapshot& snapshot) {
+      attach_watched(snapshot, watcher->view());
+    };
+  }
   Sampler sampler(std::move(sampler_options));
   auto first = sampler.sample();
   if (!first) return report_error(first.error());
   print_notes((*first)->snapshot);
+  if (watcher) {
+    if (const auto view = watcher->view(); !view.up && !view.absent && !view.problem.empty()) {
+      fmt::print(stderr,
+                 "vcpumap: note: {}: libvirt ids, states and configured pinning are missing\n",
+                 view.problem);
+    }
+  }
 
   const bool interactive =
       !options.batch && !global.json && ::isatty(STDOUT_FILENO) && ::isatty(STDIN_FILENO);

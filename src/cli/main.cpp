@@ -35,6 +35,11 @@ int main(int argc, char** argv) {
          "where threads' facts are read: auto (bpf where it works, else procfs), bpf, procfs")
       ->type_name("SOURCE")
       ->check(CLI::IsMember({"auto", "bpf", "procfs"}));
+  app.add_option("--libvirt-timeout", global.libvirt_timeout_s,
+                 "seconds a libvirt call may go unanswered before vcpumap goes on from /proc "
+                 "alone (default 2)")
+      ->type_name("SECS")
+      ->check(CLI::Range(0.1, 3600.0));
 
   add_list_command(app, global, exit_code);
   add_vcpuinfo_command(app, global, exit_code);

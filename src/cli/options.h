@@ -1,6 +1,7 @@
 // Options every subcommand takes, and how subcommands are registered with main.
 #pragma once
 
+#include <chrono>
 #include <string>
 #include <vector>
 
@@ -17,10 +18,15 @@ struct GlobalOptions {
   std::string connect_uri;                        // libvirt URI (--connect)
   bool no_libvirt = false;                        // --no-libvirt: /proc alone
   SourceChoice source = SourceChoice::automatic;  // --source
+  double libvirt_timeout_s = 2.0;  // --libvirt-timeout: how long a libvirt call may go unanswered
 
+  std::chrono::milliseconds libvirt_timeout() const {
+    return std::chrono::milliseconds(static_cast<long long>(libvirt_timeout_s * 1000.0));
+  }
   SnapshotOptions snapshot_options() const {
     SnapshotOptions options{root, qmp_sockets, true, !no_libvirt, connect_uri};
     options.source = source;
+    options.libvirt_timeout = libvirt_timeout();
     return options;
   }
 };

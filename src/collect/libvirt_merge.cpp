@@ -6,6 +6,7 @@
 
 #include "collect/snapshot.h"
 #include "sources/libvirt/libvirt.h"
+#include "sources/libvirt/status_file.h"
 
 namespace vcpumap {
 namespace {
@@ -28,23 +29,69 @@ Vm* find_process(std::vector<Vm>& vms, const LibvirtDomain& domain) {
   return nullptr;
 }
 
+// The note for a libvirt that could not be used. One that is not on this host at all (no daemon
+// socket, no library) is said as before; one that is there but did not answer or refused says
+// what the output lacks.
+std::string unavailable_note(const Error& error) {
+  if (error.message.starts_with("libvirt (")) {
+    return fmt::format("{}: libvirt ids, states and configured pinning are missing", error.message);
+  }
+  return fmt::format("libvirt not used ({}); VMs are read from /proc alone", error.message);
+}
+
+// libvirt did not answer: its QEMU processes are still told apart by the status file libvirt
+// writes for each (pid included), so that nothing pins them behind libvirt's back.
+void mark_libvirt_processes(Snapshot& snapshot, const std::filesystem::path& root) {
+  for (auto& vm : snapshot.vms) {
+    if (vm.pid <= 0 || vm.hypervisor != Hypervisor::qemu || vm.name.empty()) continue;
+    if (auto status = libvirt::read_status_file(root, vm.name); status && status->pid == vm.pid) {
+      vm.libvirt_unanswered = true;
+    }
+  }
+}
+
 }  // namespace
 
-void merge_libvirt(Snapshot& snapshot, const std::string& uri) {
-  auto connection = libvirt::Connection::open(uri);
-  if (!connection) {
-    // Explicitly asked for: say why. Found nothing to ask: libvirt is simply not on this host.
-    snapshot.notes.push_back(fmt::format("libvirt not used ({}); VMs are read from /proc alone",
-                                         connection.error().message));
-    return;
-  }
-  auto domains = (*connection)->list_domains();
+void merge_libvirt(Snapshot& snapshot, const SnapshotOptions& options) {
+  std::uint64_t calls = 0;
+  auto domains = [&]() -> Result<std::vector<LibvirtDomain>> {
+    auto connection = libvirt::Connection::open(options.libvirt_uri, options.libvirt_timeout);
+    if (!connection) return connection.error();
+    auto listed = (*connection)->list_domains();
+    calls = (*connection)->calls();
+    return listed;
+  }();
   if (!domains) {
-    snapshot.notes.push_back(fmt::format("libvirt not used ({}); VMs are read from /proc alone",
-                                         domains.error().message));
+    snapshot.notes.push_back(unavailable_note(domains.error()));
+    mark_libvirt_processes(snapshot, options.root);
+    if (domains.error().message.starts_with("libvirt (")) {
+      snapshot.libvirt_health = LibvirtHealth{false, std::nullopt, calls};
+    }
     return;
   }
-  for (auto& domain : *domains) {
+  join_libvirt(snapshot, std::move(*domains));
+  snapshot.libvirt_health = LibvirtHealth{true, std::chrono::system_clock::now(), calls};
+}
+
+void join_watched(Snapshot& snapshot, const libvirt::WatchedView& view) {
+  if (view.absent && !view.domains) {
+    // Not on this host (Firecracker, cloud-hypervisor): nothing is missing, nothing is down.
+    snapshot.notes.push_back(
+        fmt::format("libvirt not used ({}); VMs are read from /proc alone", view.problem));
+    return;
+  }
+  if (view.domains) join_libvirt(snapshot, *view.domains);
+  snapshot.libvirt_health = LibvirtHealth{view.up, view.last_success, view.calls};
+  if (!view.up && !view.problem.empty()) {
+    snapshot.notes.push_back(
+        fmt::format("{}: {}", view.problem,
+                    view.domains ? "libvirt's ids, states and pinning are as it last said them"
+                                 : "libvirt ids, states and configured pinning are missing"));
+  }
+}
+
+void join_libvirt(Snapshot& snapshot, std::vector<LibvirtDomain> domains) {
+  for (auto& domain : domains) {
     Vm* vm = domain.active ? find_process(snapshot.vms, domain) : nullptr;
     if (vm == nullptr) {
       // Inactive, or active but not visible here: listed from libvirt alone, as virsh list --all.
@@ -68,6 +115,23 @@ void merge_libvirt(Snapshot& snapshot, const std::string& uri) {
     if (a_listed_only) return a.name < b.name;
     return false;
   });
+}
+
+void attach_watched(Snapshot& snapshot, const libvirt::WatchedView& view) {
+  if (view.absent && !view.domains) return;  // not on this host
+  for (auto& vm : snapshot.vms) {
+    if (vm.pid > 0) vm.libvirt.reset();
+  }
+  if (view.domains) {
+    for (const auto& domain : *view.domains) {
+      if (!domain.active) continue;
+      if (Vm* vm = find_process(snapshot.vms, domain)) {
+        vm->libvirt = domain;
+        vm->libvirt->pid = vm->pid;
+      }
+    }
+  }
+  snapshot.libvirt_health = LibvirtHealth{view.up, view.last_success, view.calls};
 }
 
 }  // namespace vcpumap

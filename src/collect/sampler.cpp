@@ -328,6 +328,7 @@ Result<const Sample*> Sampler::sample_at(std::chrono::steady_clock::time_point m
     sample.load5 = load->five;
     sample.load15 = load->fifteen;
   }
+  if (state.options.annotate) state.options.annotate(sample.snapshot);
   sample.snapshot.monotonic = monotonic;
   sample.snapshot.wall = wall;
   sample.interval_s = static_cast<double>(interval_ns) / 1e9;

@@ -12,6 +12,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -76,6 +77,9 @@ struct SamplerOptions {
   // files opened for each sample. Empty: the open-file limit (raised to its hard limit) less a
   // reserve for everything else the process opens (HTTP clients, libvirt, discovery).
   std::optional<std::size_t> kept_file_budget;
+  // Called on each sample's snapshot before it is given out, e.g. to attach what a libvirt
+  // watcher knows (attach_watched) without asking libvirt per sample. Must not add or reorder VMs.
+  std::function<void(Snapshot&)> annotate;
 };
 
 // Samples every VM thread of a host.

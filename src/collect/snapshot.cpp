@@ -76,9 +76,13 @@ Result<Snapshot> take_snapshot(const SnapshotOptions& options, ThreadSource& sou
   return snapshot;
 }
 
+bool libvirt_asked(const SnapshotOptions& options) {
+  return options.use_libvirt && procfs::is_own_root(options.root);
+}
+
 void merge_libvirt_if_asked(Snapshot& snapshot, const SnapshotOptions& options) {
-  if (options.use_libvirt && procfs::is_own_root(options.root)) {
-    merge_libvirt(snapshot, options.libvirt_uri);
+  if (libvirt_asked(options)) {
+    merge_libvirt(snapshot, options);
   }
 }
 

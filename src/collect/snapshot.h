@@ -1,6 +1,7 @@
 // One look at the host: topology plus every VM with its threads' facts.
 #pragma once
 
+#include <chrono>
 #include <filesystem>
 #include <map>
 #include <memory>
@@ -9,6 +10,7 @@
 
 #include "core/model.h"
 #include "sources/thread_source.h"
+#include "sources/libvirt/watcher.h"
 #include "util/result.h"
 
 namespace vcpumap {
@@ -30,6 +32,8 @@ struct SnapshotOptions {
   bool use_libvirt = true;  // ask libvirt too (only when root is this machine's own)
   std::string libvirt_uri;  // empty: LIBVIRT_DEFAULT_URI, else qemu:///system
   SourceChoice source = SourceChoice::automatic;
+  std::chrono::milliseconds libvirt_timeout{
+      2000};  // a libvirt call unanswered this long is given up
 };
 
 // Options that read the tree under `root` alone: its /proc and /sys, no libvirt, no QMP.
@@ -55,8 +59,20 @@ Result<Snapshot> take_snapshot(const SnapshotOptions& options, ThreadSource& sou
                                std::map<int, std::vector<int>>* vhost_pids = nullptr);
 
 // Adds what libvirt knows (ids, states, configured pinning, nova metadata, inactive domains) to
-// the VMs found in /proc. When libvirt can't be reached, adds one note saying so.
-void merge_libvirt(Snapshot& snapshot, const std::string& uri);
+// the VMs found in /proc, asking it with bounded calls. When libvirt can't be reached or does not
+// answer in time, adds one note saying so and marks the processes libvirt runs.
+void merge_libvirt(Snapshot& snapshot, const SnapshotOptions& options);
+// Joins libvirt's domains (as listed by libvirt, or kept from an earlier listing) to the VMs
+// found in /proc; domains without a process are added as VMs of their own.
+void join_libvirt(Snapshot& snapshot, std::vector<LibvirtDomain> domains);
+// True when `options` ask for libvirt and read this machine's own /proc.
+bool libvirt_asked(const SnapshotOptions& options);
+// Joins what a libvirt watcher knows (kept current by libvirt's events) to the VMs found in /proc,
+// with libvirt's health and, when it is away, a note; makes no libvirt call.
+void join_watched(Snapshot& snapshot, const libvirt::WatchedView& view);
+// Attaches what a libvirt watcher knows to the running VMs found in /proc, and its health; adds
+// and reorders no VM (the sampler's snapshots pair VMs with rates by index).
+void attach_watched(Snapshot& snapshot, const libvirt::WatchedView& view);
 // merge_libvirt when `options` ask for libvirt and read this machine's own /proc.
 void merge_libvirt_if_asked(Snapshot& snapshot, const SnapshotOptions& options);
 

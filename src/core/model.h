@@ -153,6 +153,9 @@ struct Vm {
   VcpuSource vcpu_source = VcpuSource::unknown;
   std::vector<VmThread> threads;         // sorted: vCPUs by index, then I/O threads, then the rest
   std::optional<LibvirtDomain> libvirt;  // when libvirt manages this VM
+  // libvirt runs this process (its status file says so) but did not answer: its pinning must go
+  // through libvirt, which can't be done now.
+  bool libvirt_unanswered = false;
   std::vector<std::string> notes;  // one-line remarks about this VM (e.g. debug-threads missing)
 
   // Threads of one role, in order.
@@ -166,6 +169,13 @@ struct Vm {
   std::string display_name() const;
 };
 
+// How libvirt answered the questions behind a snapshot.
+struct LibvirtHealth {
+  bool up = false;  // it answered (for the exporter: is connected and answering now)
+  std::optional<std::chrono::system_clock::time_point> last_success;  // its last full answer
+  std::uint64_t calls = 0;  // calls this process has made to libvirt so far
+};
+
 // One look at the host: its topology and every VM, with the times it was taken.
 struct Snapshot {
   Topology topology;
@@ -175,6 +185,7 @@ struct Snapshot {
   std::vector<std::string> notes;     // one-line remarks for the user (e.g. debug-threads missing)
   long clock_ticks_per_second = 100;  // USER_HZ, the unit of stat's utime and stime
   std::string source;                 // the engine that read the threads: "bpf" or "procfs"
+  std::optional<LibvirtHealth> libvirt_health;  // absent when libvirt was not asked
 };
 
 }  // namespace vcpumap

@@ -290,6 +290,13 @@ Result<PinOutcome> apply_pin(const Vm& vm, const PinPlan& plan, libvirt::Scope s
                              const libvirt::Connection* connection) {
   if (auto scoped = check_scope(vm, scope); !scoped) return scoped.error();
   PinOutcome outcome;
+  if (!vm.libvirt && vm.libvirt_unanswered) {
+    return make_error(ExitCode::failure,
+                      "VM '{}' is a libvirt domain but libvirt did not answer; nothing was "
+                      "changed: pinning it behind libvirt's back would leave its cgroups and XML "
+                      "wrong",
+                      vm_label(vm));
+  }
   if (vm.libvirt) {
     if (connection == nullptr) {
       return make_error(ExitCode::failure,

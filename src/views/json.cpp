@@ -82,6 +82,12 @@ json vm_json(const Vm& vm) {
             {"emulator_threads_policy", string_or_null(instance.emulator_threads_policy)}};
   }
   const bool has_id = vm.libvirt && vm.libvirt->id >= 0;
+  // libvirt's configured pinning (virsh vcpupin), one CPU list per vCPU; null without libvirt.
+  json configured = nullptr;
+  if (vm.libvirt) {
+    configured = json::array();
+    for (const auto& pin : vm.libvirt->vcpu_pins) configured.push_back(cpus_json(pin));
+  }
   return {
       {"pid", vm.pid > 0 ? json(vm.pid) : json(nullptr)},
       {"name", string_or_null(vm.name)},
@@ -93,6 +99,7 @@ json vm_json(const Vm& vm) {
       {"hypervisor", std::string(to_string(vm.hypervisor))},
       {"vcpu_source", std::string(to_string(vm.vcpu_source))},
       {"vcpus", std::move(vcpus)},
+      {"libvirt_vcpupin", std::move(configured)},
       {"emulator",
        {{"affinity", cpus_json(vm.emulator_affinity())}, {"threads", std::move(emulator_threads)}}},
       {"iothreads", std::move(iothreads)},

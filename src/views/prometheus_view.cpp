@@ -438,11 +438,34 @@ std::string render_exporter_metrics(const ExporterStats& stats) {
   return out;
 }
 
+// libvirt's health, when it was asked: whether it answers, when it last did, and how many calls
+// this process made (the exporter makes none per scrape: it follows libvirt's events).
+void render_libvirt(const LibvirtHealth& health, std::string& out) {
+  Family up("vcpumap_libvirt_up", "gauge",
+            "1 when libvirt is connected and answering, 0 when it is away (VMs it knew keep "
+            "their last labels).");
+  up.add(LabelText{}, health.up ? 1 : 0);
+  up.render_to(out);
+  if (health.last_success) {
+    Family last("vcpumap_libvirt_last_success_timestamp_seconds", "gauge",
+                "When libvirt last answered a full listing, in seconds since the epoch.");
+    last.add(LabelText{},
+             std::chrono::duration<double>(health.last_success->time_since_epoch()).count());
+    last.render_to(out);
+  }
+  Family calls("vcpumap_libvirt_calls_total", "counter",
+               "Calls made to libvirt since the exporter started: they follow libvirt's events, "
+               "not scrapes.");
+  calls.add(LabelText{}, health.calls);
+  calls.render_to(out);
+}
+
 std::string render_metrics(const Snapshot& snapshot, const ExporterStats& stats,
                            const Collectors& collectors) {
   std::string out;
   render_host(snapshot.topology, out);
   render_vms(snapshot, collectors, out);
+  if (snapshot.libvirt_health) render_libvirt(*snapshot.libvirt_health, out);
   out += render_exporter_metrics(stats);
   return out;
 }

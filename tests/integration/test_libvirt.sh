@@ -71,7 +71,7 @@ assert_eq "--no-libvirt: the running domains are found in /proc" "3" \
   "$(json_eval "$OUT" "len([v for v in d['vms'] if str(v['name']).startswith('vcpumap-test-')])")"
 LIBVIRT_DEFAULT_URI=qemu:///nosuch run_vcpumap list
 assert_eq "an unreachable libvirt is not fatal" "0" "$STATUS"
-assert_contains "an unreachable libvirt is said once on stderr" "$ERR" "libvirt not used"
+assert_contains "an unreachable libvirt is said once on stderr" "$ERR" "libvirt (qemu:///nosuch) cannot be reached"
 
 # Changing pinning through libvirt: virsh and /proc agree afterwards.
 vcpu_tid_of() {  # DOMAIN VCPU

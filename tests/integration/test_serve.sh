@@ -140,8 +140,9 @@ start_background prometheus --config.file="$TEST_TMP/prometheus.yml" \
 PROM_PID=$BG_PID
 helper wait "$PROM" "vcpumap_vcpu_cpu_seconds_total{vm=\"itest-serve-spin\"}" 2 60 ||
   fatal "Prometheus has no vcpumap series after 60 s: $(tail -n 5 "$TEST_TMP/prometheus.log")"
-# Several scrapes, so counters can be seen to move and never go back.
-sleep 4
+# Several scrapes, so counters can be seen to move and never go back: wait for five.
+helper wait "$PROM" 'count_over_time(up{job="vcpumap"}[1m]) >= 5' 1 60 ||
+  fatal "Prometheus did not scrape the exporter five times in 60 s"
 say "prometheus pid $PROM_PID at $PROM scrapes the exporter"
 
 assert_eq "Prometheus: up{job=vcpumap} is 1" "1" \
@@ -163,7 +164,10 @@ assert_eq "Prometheus: the recording rules evaluate" "1" \
 helper query "$PROM" '{__name__=~"vcpumap_(vcpu|iothread)_.*|vcpumap_host_cpu_info|vcpumap_vm_info"}' >"$TEST_TMP/before"
 expect_vcpumap --no-libvirt list --json
 cp "$OUT_FILE" "$TEST_TMP/list.json"
-sleep 3  # the exporter caches 1 s and Prometheus scrapes every 1 s: the next samples are newer
+# The exporter caches 1 s: a scrape that starts more than 1 s after the list reads newer samples.
+LISTED_AT=$(date +%s.%N)
+helper wait "$PROM" "timestamp(up{job=\"vcpumap\"}) > $LISTED_AT + 1.2" 1 30 ||
+  fatal "Prometheus scraped nothing newer than the list in 30 s"
 helper query "$PROM" '{__name__=~"vcpumap_(vcpu|iothread)_.*|vcpumap_host_cpu_info|vcpumap_vm_info"}' >"$TEST_TMP/after"
 python3 - "$TEST_TMP/before" "$TEST_TMP/list.json" "$TEST_TMP/after" "$SPIN,$IO,$HOSTILE" \
   "$IO_VCPU0" <<'EOF' >"$TEST_TMP/compare.out" 2>&1
@@ -281,7 +285,6 @@ rss_kb=$(awk '/^VmRSS:/ {print $2}' "/proc/$EXPORTER_PID/status")
 hwm_kb=$(awk '/^VmHWM:/ {print $2}' "/proc/$EXPORTER_PID/status")
 threads_now=$(awk '/^Threads:/ {print $2}' "/proc/$EXPORTER_PID/status")
 assert_eq "load: 50 clients x $REQUESTS requests all answered" "$((50 * REQUESTS)) 0" "$answered $failed"
-sleep 2
 snapshots_after=$(helper http GET "$EXPORTER/metrics" | awk '$1 == "vcpumap_snapshots_total" {print $2}')
 taken=$((snapshots_after - snapshots_before))
 allowed=$(python3 -c "import math; print(math.ceil($wall) + 4 + 4)")  # + Prometheus + the waits

@@ -4,6 +4,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "sources/libvirt/domain_xml.h"
 #include "sources/libvirt/libvirt.h"
 #include "sources/libvirt/status_file.h"
 
@@ -64,6 +65,46 @@ TEST(StatusFile, VcpuThreadsAndOwnerPid) {
   EXPECT_EQ(status->vcpu_tids.at(1), 7058);
   EXPECT_FALSE(parse_status_xml("<domain/>"));
   EXPECT_FALSE(parse_status_xml(""));
+}
+
+}  // namespace
+}  // namespace vcpumap::libvirt
+
+namespace vcpumap::libvirt {
+namespace {
+
+TEST(DomainXml, PinningAsVirshShowsIt) {
+  // vcpupin for vCPU 0 only, <vcpu cpuset> for the others and the emulator (libvirt's
+  // virDomainDefGetVcpuPinInfoHelper order).
+  const auto definition = parse_domain_xml(
+      "<domain type='qemu' id='3'><name>a</name><vcpu placement='static' cpuset='1-2' "
+      "current='2'>3</vcpu><iothreads>1</iothreads><cputune><vcpupin vcpu='0' cpuset='0'/>"
+      "</cputune></domain>");
+  ASSERT_TRUE(definition);
+  EXPECT_EQ(definition->max_vcpus, 3);
+  EXPECT_EQ(definition->vcpus, 2);
+  EXPECT_EQ(definition->iothreads, 1);
+  const auto host = CpuSet::first_n(4);
+  const auto pins = vcpu_pins(*definition, host);
+  ASSERT_EQ(pins.size(), 3U);
+  EXPECT_EQ(pins[0].to_list(), "0");
+  EXPECT_EQ(pins[1].to_list(), "1-2");
+  EXPECT_EQ(emulator_pin(*definition, host).to_list(), "1-2");
+}
+
+TEST(DomainXml, WithoutPinningEveryHostCpu) {
+  const auto definition = parse_domain_xml(
+      "<domain><vcpu>2</vcpu><cputune><emulatorpin cpuset='3'/></cputune></domain>");
+  ASSERT_TRUE(definition);
+  const auto host = CpuSet::first_n(4);
+  EXPECT_EQ(vcpu_pins(*definition, host)[1].to_list(), "0-3");
+  EXPECT_EQ(emulator_pin(*definition, host).to_list(), "3");
+  EXPECT_FALSE(definition->auto_placement);
+}
+
+TEST(DomainXml, NotADomain) {
+  EXPECT_FALSE(parse_domain_xml("<network/>"));
+  EXPECT_FALSE(parse_domain_xml("not xml"));
 }
 
 }  // namespace
