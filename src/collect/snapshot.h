@@ -9,8 +9,8 @@
 #include <vector>
 
 #include "core/model.h"
-#include "sources/thread_source.h"
 #include "sources/libvirt/watcher.h"
+#include "sources/thread_source.h"
 #include "util/result.h"
 
 namespace vcpumap {
