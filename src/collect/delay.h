@@ -1,0 +1,74 @@
+// Who delayed each vCPU over a window: the kernel's split of every vCPU's run delay among the
+// tasks that ran where it waited (sources/bpf/delay_tracer.h), classified by what each task is
+// to the VMs of a snapshot, and checked against the schedstat run_delay delta.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "collect/snapshot.h"
+#include "sources/bpf/delay_tracer.h"
+
+namespace vcpumap {
+
+// What a vCPU waited behind.
+enum class CulpritKind { vcpu, emulator, iothread, host, kernel, other };
+// "vcpu", "emulator", "iothread", "host", "kernel" or "other".
+std::string_view to_string(CulpritKind kind);
+
+struct Culprit {
+  CulpritKind kind = CulpritKind::other;
+  std::uint64_t ns = 0;
+  std::string vm;        // vcpu, emulator, iothread: the VM's display name
+  int pid = 0;           // the VM's pid, or the host/kernel process's
+  int vcpu = -1;         // vcpu
+  int tid = 0;           // emulator: the thread
+  std::string iothread;  // iothread: QEMU's id
+  std::string comm;      // host, kernel: the comm seen running
+  std::string why;       // other: what it holds
+};
+
+struct VcpuDelay {
+  int vcpu = -1;
+  int tid = 0;
+  // The schedstat run_delay delta over the window; nullopt without CONFIG_SCHED_INFO or when the
+  // thread was not read at both ends (it exited).
+  std::optional<std::uint64_t> run_delay_ns;
+  std::uint64_t attributed_ns = 0;  // what the kernel split among culprits (other excluded)
+  std::vector<Culprit> behind;      // largest first; `other` holds the unattributed remainder
+  // Set when the split and the delta differ by more than 5%: what the difference is.
+  std::string mismatch;
+};
+
+struct VmDelay {
+  std::string name;
+  int pid = 0;
+  std::vector<VcpuDelay> vcpus;
+};
+
+struct DelayReport {
+  std::uint64_t duration_ns = 0;
+  std::string source;  // "bpf"
+  std::vector<VmDelay> vms;
+  std::vector<std::string> notes;  // e.g. what the programs dropped
+};
+
+// Run delay of each thread by tid, as the thread-facts source read it.
+using RunDelays = std::vector<std::pair<int, std::uint64_t>>;
+
+// Classifies `pairs` against `snapshot` into one VcpuDelay per vCPU of `vms`, each checked
+// against its run delay delta (`after` - `before`).
+DelayReport attribute_delay(const Snapshot& snapshot, const std::vector<const Vm*>& vms,
+                            const std::vector<bpf::DelayPair>& pairs, const RunDelays& before,
+                            const RunDelays& after, std::chrono::nanoseconds duration);
+
+// Watches the vCPUs of the VMs named in `specs` (every VM when empty) for `duration` through
+// `source` (which must be the bpf engine) and gives who delayed each.
+Result<DelayReport> measure_delay(const SnapshotOptions& options, ThreadSource& source,
+                                  const std::vector<std::string>& specs,
+                                  std::chrono::nanoseconds duration);
+
+}  // namespace vcpumap
