@@ -49,3 +49,29 @@ struct vcpumap_delay_state {
   __u64 pairs_dropped;    // the aggregate map was full: that delay is left to `other`
   __u64 cpus_dropped;     // an event on a CPU past VCPUMAP_DELAY_MAX_CPUS
 };
+
+// ---- The event ring for exact recording (sched_events.bpf.c) ----
+
+#define VCPUMAP_EVENTS_MAX_TGIDS 4096
+#define VCPUMAP_EVENTS_RING_BYTES (8 * 1024 * 1024)
+
+#define VCPUMAP_EVENT_SWITCH 1
+#define VCPUMAP_EVENT_MIGRATE 2
+#define VCPUMAP_EVENT_WAKEUP 3
+
+// One sched event of a watched process's thread (on either side of a switch).
+struct vcpumap_sched_event {
+  __u64 time_ns;             // bpf_ktime_get_ns: CLOCK_MONOTONIC
+  __u32 kind;                // VCPUMAP_EVENT_*
+  __s32 cpu;                 // where it fired
+  __s32 prev_pid, next_pid;  // switch
+  __s64 prev_state;          // switch
+  __s32 pid;                 // migrate, wakeup
+  __s32 orig_cpu, dest_cpu;  // migrate
+  __s32 target_cpu;          // wakeup
+};
+
+// The event programs' .bss: events that found the ring full, by the CPU they fired on.
+struct vcpumap_events_state {
+  __u64 lost[VCPUMAP_DELAY_MAX_CPUS];
+};

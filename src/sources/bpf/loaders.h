@@ -38,6 +38,14 @@ struct vcpumap_delay_programs {
   void* skeleton;
 };
 
+// The exact-recording programs (sched_events.bpf.c), their maps and their mmapped .bss.
+struct vcpumap_event_programs {
+  int programs[4];  // switch, migrate, wakeup, wakeup_new
+  int tgids, events;
+  struct vcpumap_events_state* state;
+  void* skeleton;
+};
+
 // Loads the open-coded walker's programs into `programs`; 0, or a negative errno.
 int vcpumap_load_syscall_programs(struct vcpumap_syscall_programs* programs);
 // Unloads them (nothing if never loaded).
@@ -53,6 +61,13 @@ int vcpumap_load_delay_programs(struct vcpumap_delay_programs* programs);
 int vcpumap_attach_delay_programs(struct vcpumap_delay_programs* programs);
 // Detaches and unloads them (nothing if never loaded).
 void vcpumap_destroy_delay_programs(struct vcpumap_delay_programs* programs);
+
+// Loads the exact-recording programs into `programs`, not attached; 0, or a negative errno.
+int vcpumap_load_event_programs(struct vcpumap_event_programs* programs);
+// Attaches them to their tracepoints; 0, or a negative errno.
+int vcpumap_attach_event_programs(struct vcpumap_event_programs* programs);
+// Detaches and unloads them (nothing if never loaded).
+void vcpumap_destroy_event_programs(struct vcpumap_event_programs* programs);
 
 #ifdef __cplusplus
 }

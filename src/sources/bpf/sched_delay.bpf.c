@@ -17,6 +17,7 @@
 
 #include "delay_records.h"
 #include "kernel_types.bpf.h"
+#include "task_cpu.bpf.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -53,11 +54,6 @@ static __always_inline struct vcpumap_delay_cpu* cpu_state(__u32 cpu) {
   struct vcpumap_delay_cpu* found = bpf_map_lookup_elem(&cpus, &cpu);
   if (!found) __sync_fetch_and_add(&state.cpus_dropped, 1);
   return found;
-}
-
-static __always_inline __u32 task_cpu(struct task_struct* task) {
-  if (bpf_core_field_exists(task->thread_info.cpu)) return task->thread_info.cpu;
-  return (__u32)((struct task_struct___before_5_16*)task)->cpu;
 }
 
 // `tid` waits on this CPU from `now`, unless it already waits here (then since when it did).
@@ -138,7 +134,7 @@ int BPF_PROG(delay_switch, bool preempt, struct task_struct* prev, struct task_s
 // A wakeup of a task already running changes nothing; one already queued keeps its start.
 static __always_inline void woken(struct task_struct* task) {
   if (!is_watched_vcpu(task) || task->on_cpu) return;
-  struct vcpumap_delay_cpu* there = cpu_state(task_cpu(task));
+  struct vcpumap_delay_cpu* there = cpu_state((__u32)vcpumap_task_cpu(task));
   if (there) add_waiter(there, task->pid, bpf_ktime_get_ns());
 }
 
@@ -159,7 +155,7 @@ int BPF_PROG(delay_wakeup_new, struct task_struct* task) {
 SEC("tp_btf/sched_migrate_task")
 int BPF_PROG(delay_migrate, struct task_struct* task, int dest_cpu) {
   if (!is_watched_vcpu(task)) return 0;
-  struct vcpumap_delay_cpu* from = cpu_state(task_cpu(task));
+  struct vcpumap_delay_cpu* from = cpu_state((__u32)vcpumap_task_cpu(task));
   if (!from) return 0;
   int waiting = 0;
   for (int i = 0; i < VCPUMAP_DELAY_WAITERS_PER_CPU; i++) {

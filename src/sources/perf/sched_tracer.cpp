@@ -238,10 +238,11 @@ Result<std::unique_ptr<SchedTracer>> SchedTracer::open(const SchedTracepoints& t
 
 SchedTracer::~SchedTracer() = default;
 
-void SchedTracer::enable() {
+Status SchedTracer::enable() {
   for (auto& ring : rings_) {
     for (auto& fd : ring->fds) ::ioctl(fd.get(), PERF_EVENT_IOC_ENABLE, 0);
   }
+  return Ok{};
 }
 
 bool SchedTracer::wait(int timeout_ms, int extra_fd) {

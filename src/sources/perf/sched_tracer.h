@@ -9,6 +9,7 @@
 #include <string_view>
 #include <vector>
 
+#include "sources/event_source.h"
 #include "util/cpuset.h"
 #include "util/result.h"
 
@@ -39,23 +40,13 @@ Result<Tracepoint> parse_tracepoint_format(std::string_view text);
 // The error says how to mount tracefs.
 Result<SchedTracepoints> find_sched_tracepoints(const std::filesystem::path& root);
 
-struct SchedEvent {
-  enum class Kind { sched_switch, migrate, wakeup, lost };
-  Kind kind = Kind::sched_switch;
-  std::uint64_t time_ns = 0;  // CLOCK_MONOTONIC, as std::chrono::steady_clock
-  int cpu = -1;               // the CPU whose ring it came from
-  int prev_pid = 0, next_pid = 0;
-  std::int64_t prev_state = 0;
-  int pid = 0;  // migrate, wakeup
-  int orig_cpu = -1, dest_cpu = -1, target_cpu = -1;
-  std::uint64_t lost = 0;
-};
+using SchedEvent = vcpumap::SchedEvent;
 
 // Decodes one raw tracepoint record (PERF_SAMPLE_RAW) into `event`; false when it is none of
 // the three or too short.
 bool decode_raw(const SchedTracepoints& tracepoints, std::string_view raw, SchedEvent& event);
 
-class SchedTracer {
+class SchedTracer final : public EventSource {
  public:
   // Opens the three tracepoints on every CPU of `cpus` with a ring of `ring_pages` pages (a power
   // of two) per CPU. Needs root (or CAP_PERFMON); the error says what failed and why.
@@ -65,13 +56,16 @@ class SchedTracer {
   SchedTracer(const SchedTracer&) = delete;
   SchedTracer& operator=(const SchedTracer&) = delete;
 
+  std::string_view name() const override { return "perf"; }
+  // Nothing to do: perf has no filter in the kernel here; the caller keeps its processes' events.
+  Status watch_processes(std::span<const int>) override { return Ok{}; }
   // Starts counting on every CPU.
-  void enable();
+  Status enable() override;
   // Waits up to `timeout_ms` for a ring to fill past its watermark, or for `extra_fd` (e.g. a
   // signalfd) to become readable; true when extra_fd is readable.
-  bool wait(int timeout_ms, int extra_fd);
+  bool wait(int timeout_ms, int extra_fd) override;
   // Appends every event waiting in the rings to `out` (per CPU in time order, not merged).
-  void drain(std::vector<SchedEvent>& out);
+  void drain(std::vector<SchedEvent>& out) override;
 
  private:
   struct Ring;
