@@ -21,6 +21,16 @@ assert_eq "a bad duration is bad input" "2" "$STATUS"
 run_vcpumap --no-libvirt delay -d 10ms nosuchvm-delay
 assert_eq "an unknown VM is bad input" "2" "$STATUS"
 [[ "$ERR" == *"needs BPF"* ]] && skip "BPF does not load here: $ERR"
+expect_vcpumap --no-libvirt --json doctor
+assert_eq "doctor: delay and record --exact use bpf here" "bpf bpf" \
+  "$(json_eval "$OUT" "d['commands']['delay'] + ' ' + d['commands']['record --exact']")"
+assert_eq "doctor: the event sources in record --exact's order" "bpf,perf" \
+  "$(json_eval "$OUT" "[s['name'] for s in d['event_sources']]")"
+expect_vcpumap --no-libvirt --source procfs --json doctor
+# record --exact then uses perf, or nothing when tracefs is not mounted: never bpf.
+assert_eq "doctor --source procfs: delay cannot run, record --exact does not use bpf" \
+  "none (it needs BPF)|False" \
+  "$(json_eval "$OUT" "d['commands']['delay'] + '|' + str(d['commands']['record --exact'] == 'bpf')")"
 
 # The contended CPU: the last one, so CPU 0 keeps the rest of the machine going. The machine is
 # shared, and the kernel groups each session's tasks (autogroup): the other sessions' tasks would
