@@ -16,6 +16,7 @@ namespace {
 struct DelayCliOptions {
   std::string duration = "5s";
   std::vector<std::string> vms;
+  bool program_stats = false;
 };
 
 int run_delay(const GlobalOptions& global, const DelayCliOptions& cli) {
@@ -31,7 +32,7 @@ int run_delay(const GlobalOptions& global, const DelayCliOptions& cli) {
   std::vector<std::string> notes;
   auto source = open_thread_source(options, false, notes);
   if (!source) return report_error(source.error());
-  auto report = measure_delay(options, **source, cli.vms, *duration);
+  auto report = measure_delay(options, **source, cli.vms, *duration, cli.program_stats);
   if (!report) return report_error(report.error());
   for (const auto& note : notes) fmt::print(stderr, "vcpumap: note: {}\n", note);
   if (global.json) {
@@ -53,6 +54,9 @@ void add_delay_command(CLI::App& app, const GlobalOptions& global, int& exit_cod
   delay->add_option("VM", cli->vms, "the VMs (name, UUID or PID; default: every VM)");
   delay->add_option("-d,--duration", cli->duration, "how long to watch (default 5s)")
       ->type_name("DURATION");
+  delay->add_flag("--program-stats", cli->program_stats,
+                  "also give what each BPF program cost per run over the window "
+                  "(BPF_ENABLE_STATS, for benchmarks)");
   delay->callback([&global, &exit_code, cli] { exit_code = run_delay(global, *cli); });
 }
 

@@ -7,6 +7,8 @@
 
 #include <fmt/format.h>
 
+#include "util/fd.h"
+
 namespace vcpumap {
 namespace {
 
@@ -176,7 +178,7 @@ Result<RunDelays> read_run_delays(ThreadSource& source, const std::vector<int>& 
 
 Result<DelayReport> measure_delay(const SnapshotOptions& options, ThreadSource& source,
                                   const std::vector<std::string>& specs,
-                                  std::chrono::nanoseconds duration) {
+                                  std::chrono::nanoseconds duration, bool program_stats) {
   auto tracer = bpf::DelayTracer::open();
   if (!tracer) {
     return make_error(ExitCode::failure, "delay needs BPF on the sched tracepoints: {}",
@@ -203,6 +205,12 @@ Result<DelayReport> measure_delay(const SnapshotOptions& options, ThreadSource& 
     }
   }
   if (auto watched = (*tracer)->watch(vcpus, others); !watched) return watched.error();
+  std::optional<Fd> stats;
+  if (program_stats) {
+    auto enabled = bpf::enable_program_stats();
+    if (!enabled) return enabled.error();
+    stats = std::move(*enabled);
+  }
   if (auto attached = (*tracer)->attach(); !attached) return attached.error();
   // Attached first: a wait that ends inside the window is then traced from its start or, if it
   // began before, its remainder is `other`.
@@ -218,7 +226,15 @@ Result<DelayReport> measure_delay(const SnapshotOptions& options, ThreadSource& 
   auto report = attribute_delay(*snapshot, chosen, *pairs, *before, *after, elapsed);
   report.notes = snapshot->notes;
   std::uint64_t missed = 0;
-  for (const auto& program : (*tracer)->program_stats()) missed += program.missed;
+  const auto costs = (*tracer)->program_stats();
+  static constexpr const char* kTracepoints[] = {"sched_switch", "sched_wakeup", "sched_wakeup_new",
+                                                 "sched_migrate_task"};
+  for (std::size_t i = 0; i < costs.size(); ++i) {
+    missed += costs[i].missed;
+    if (program_stats && i < std::size(kTracepoints)) {
+      report.programs.push_back({kTracepoints[i], costs[i].run_count, costs[i].run_time_ns});
+    }
+  }
   if (missed > 0) {
     report.notes.push_back(fmt::format(
         "the kernel skipped {} sched events (another BPF program was running on that CPU): the "

@@ -49,11 +49,19 @@ struct VmDelay {
   std::vector<VcpuDelay> vcpus;
 };
 
+// What one of the BPF programs cost over the window (BPF_ENABLE_STATS), when asked.
+struct ProgramCost {
+  std::string program;  // the tracepoint it runs on
+  std::uint64_t runs = 0;
+  std::uint64_t run_time_ns = 0;
+};
+
 struct DelayReport {
   std::uint64_t duration_ns = 0;
   std::string source;  // "bpf"
   std::vector<VmDelay> vms;
-  std::vector<std::string> notes;  // e.g. what the programs dropped
+  std::vector<std::string> notes;     // e.g. what the programs dropped
+  std::vector<ProgramCost> programs;  // with program_stats only
 };
 
 // Run delay of each thread by tid, as the thread-facts source read it.
@@ -66,9 +74,10 @@ DelayReport attribute_delay(const Snapshot& snapshot, const std::vector<const Vm
                             const RunDelays& after, std::chrono::nanoseconds duration);
 
 // Watches the vCPUs of the VMs named in `specs` (every VM when empty) for `duration` through
-// `source` (which must be the bpf engine) and gives who delayed each.
+// `source` and gives who delayed each. With `program_stats`, the kernel also counts what each
+// BPF program cost meanwhile (BPF_ENABLE_STATS, held for the window only).
 Result<DelayReport> measure_delay(const SnapshotOptions& options, ThreadSource& source,
                                   const std::vector<std::string>& specs,
-                                  std::chrono::nanoseconds duration);
+                                  std::chrono::nanoseconds duration, bool program_stats = false);
 
 }  // namespace vcpumap

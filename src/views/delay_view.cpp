@@ -79,10 +79,23 @@ nlohmann::json delay_json(const DelayReport& report) {
     }
     vms.push_back({{"name", vm.name}, {"pid", vm.pid}, {"vcpus", vcpus}});
   }
-  return {{"duration_ns", report.duration_ns},
-          {"source", report.source},
-          {"vms", vms},
-          {"notes", report.notes}};
+  nlohmann::json out = {{"duration_ns", report.duration_ns},
+                        {"source", report.source},
+                        {"vms", vms},
+                        {"notes", report.notes}};
+  if (!report.programs.empty()) {
+    nlohmann::json programs = nlohmann::json::array();
+    for (const auto& program : report.programs) {
+      programs.push_back({{"tracepoint", program.program},
+                          {"runs", program.runs},
+                          {"run_time_ns", program.run_time_ns},
+                          {"ns_per_run", program.runs ? nlohmann::json(double(program.run_time_ns) /
+                                                                       double(program.runs))
+                                                      : nlohmann::json(nullptr)}});
+    }
+    out["bpf_programs"] = programs;
+  }
+  return out;
 }
 
 std::string render_delay_text(const DelayReport& report) {
@@ -120,6 +133,13 @@ std::string render_delay_text(const DelayReport& report) {
     }
   }
   for (const auto& note : report.notes) out += fmt::format("\nnote: {}\n", note);
+  if (!report.programs.empty()) out += "\nBPF programs over the window (BPF_ENABLE_STATS)\n";
+  for (const auto& program : report.programs) {
+    out += fmt::format(
+        "  {:<20} {:>10} runs  {}\n", program.program, program.runs,
+        program.runs ? fmt::format("{:.0f} ns per run", double(program.run_time_ns) / program.runs)
+                     : std::string("-"));
+  }
   return out;
 }
 
