@@ -153,7 +153,7 @@ DelayReport attribute_delay(const Snapshot& snapshot, const std::vector<const Vm
   report.source = "bpf";
   const auto known = index_threads(snapshot);
   for (const Vm* vm : vms) {
-    VmDelay out{vm->display_name(), vm->pid, {}};
+    VmDelay out{vm->display_name(), vm->pid, vm->uuid, {}};
     for (const VmThread* vcpu : vm->vcpus()) {
       out.vcpus.push_back(split_one(*vcpu, pairs, known, before, after));
     }
@@ -248,6 +248,42 @@ Result<DelayReport> measure_delay(const SnapshotOptions& options, ThreadSource& 
         dropped.total(), dropped.waiters, dropped.pairs, dropped.cpus));
   }
   return report;
+}
+
+Result<std::unique_ptr<DelayWatch>> DelayWatch::open() {
+  auto tracer = bpf::DelayTracer::open();
+  if (!tracer) return tracer.error();
+  return std::unique_ptr<DelayWatch>(new DelayWatch(std::move(*tracer)));
+}
+
+Result<DelayReport> DelayWatch::update(const Snapshot& snapshot) {
+  std::vector<int> fresh;
+  RunDelays now;
+  std::vector<const Vm*> vms;
+  for (const auto& vm : snapshot.vms) {
+    if (vm.pid == 0) continue;
+    vms.push_back(&vm);
+    for (const VmThread* vcpu : vm.vcpus()) {
+      if (!vcpu->facts.run_delay_ns) continue;
+      now.emplace_back(vcpu->tid, *vcpu->facts.run_delay_ns);
+      const bool known = std::any_of(baselines_.begin(), baselines_.end(),
+                                     [&](const auto& entry) { return entry.first == vcpu->tid; });
+      if (!known) {
+        fresh.push_back(vcpu->tid);
+        baselines_.emplace_back(vcpu->tid, *vcpu->facts.run_delay_ns);
+      }
+    }
+  }
+  if (auto watched = tracer_->watch(fresh, {}); !watched) return watched.error();
+  if (!attached_) {
+    if (auto attached = tracer_->attach(); !attached) return attached.error();
+    attached_ = true;
+    started_ = std::chrono::steady_clock::now();
+  }
+  auto pairs = tracer_->read();
+  if (!pairs) return pairs.error();
+  return attribute_delay(snapshot, vms, *pairs, baselines_, now,
+                         std::chrono::steady_clock::now() - started_);
 }
 
 }  // namespace vcpumap

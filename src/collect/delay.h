@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -46,6 +47,7 @@ struct VcpuDelay {
 struct VmDelay {
   std::string name;
   int pid = 0;
+  std::string uuid;
   std::vector<VcpuDelay> vcpus;
 };
 
@@ -79,5 +81,23 @@ DelayReport attribute_delay(const Snapshot& snapshot, const std::vector<const Vm
 Result<DelayReport> measure_delay(const SnapshotOptions& options, ThreadSource& source,
                                   const std::vector<std::string>& specs,
                                   std::chrono::nanoseconds duration, bool program_stats = false);
+
+// The delay split kept running, for an exporter: the vCPUs of each snapshot are watched from the
+// first snapshot that has them (their schedstat run delay then is where their window starts).
+class DelayWatch {
+ public:
+  // Loads the programs; the error says in one line why BPF can't split delay here.
+  static Result<std::unique_ptr<DelayWatch>> open();
+  // Watches `snapshot`'s vCPUs not watched yet and gives each vCPU's split since it was first
+  // watched: one map read, whatever the switch rate.
+  Result<DelayReport> update(const Snapshot& snapshot);
+
+ private:
+  explicit DelayWatch(std::unique_ptr<bpf::DelayTracer> tracer) : tracer_(std::move(tracer)) {}
+  std::unique_ptr<bpf::DelayTracer> tracer_;
+  bool attached_ = false;
+  RunDelays baselines_;  // by tid: the run delay when first watched
+  std::chrono::steady_clock::time_point started_;
+};
 
 }  // namespace vcpumap

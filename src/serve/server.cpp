@@ -211,7 +211,8 @@ Status run_server(const ServeOptions& options, SnapshotCache::Take take) {
     server = std::make_unique<httplib::Server>();
   }
 
-  SnapshotCache cache(std::move(take), options.cache_max_age, options.version);
+  SnapshotCache cache(std::move(take), options.cache_max_age, options.version,
+                      options.extra_metrics);
   BasicAuth auth(web_config.basic_auth_users);
   route(*server, cache, auth);
   const std::size_t max_connections = options.max_connections;

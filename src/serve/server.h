@@ -24,6 +24,8 @@ struct ServeOptions {
   std::size_t max_connections = 64;          // connections served at once; the rest wait
   std::chrono::seconds request_timeout{10};  // for reading a request and writing the reply
   std::string version = kVersion;
+  // More /metrics text from each snapshot (the delay split), or empty.
+  SnapshotCache::ExtraMetrics extra_metrics;
 };
 
 struct ListenAddress {

@@ -17,8 +17,12 @@ const std::string& CachedSnapshot::json_text() const {
   return json_text_;
 }
 
-SnapshotCache::SnapshotCache(Take take, Clock::duration max_age, std::string version)
-    : take_(std::move(take)), max_age_(max_age), version_(std::move(version)) {}
+SnapshotCache::SnapshotCache(Take take, Clock::duration max_age, std::string version,
+                             ExtraMetrics extra)
+    : take_(std::move(take)),
+      extra_(std::move(extra)),
+      max_age_(max_age),
+      version_(std::move(version)) {}
 
 std::shared_ptr<const CachedSnapshot> SnapshotCache::get() {
   std::unique_lock lock(mutex_);
@@ -70,6 +74,7 @@ std::shared_ptr<const CachedSnapshot> SnapshotCache::refresh() {
   }
   std::string text =
       snapshot ? views::render_metrics(*snapshot, stats) : views::render_exporter_metrics(stats);
+  if (snapshot && extra_) text += extra_(*snapshot);
   return std::make_shared<const CachedSnapshot>(std::move(snapshot), std::move(text));
 }
 

@@ -40,9 +40,12 @@ class SnapshotCache {
  public:
   using Clock = std::chrono::steady_clock;
   using Take = std::function<Result<Snapshot>()>;
+  using ExtraMetrics = std::function<std::string(const Snapshot&)>;
 
-  // `take` reads the host; a snapshot younger than `max_age` is served as it is.
-  SnapshotCache(Take take, Clock::duration max_age, std::string version);
+  // `take` reads the host; a snapshot younger than `max_age` is served as it is. `extra`, when
+  // set, adds to the /metrics text of each snapshot.
+  SnapshotCache(Take take, Clock::duration max_age, std::string version,
+                ExtraMetrics extra = nullptr);
 
   // The current snapshot: the cached one while fresh, else a new one. Concurrent callers that
   // find it stale wait for the one refresh in flight instead of starting their own.
@@ -55,6 +58,7 @@ class SnapshotCache {
   std::shared_ptr<const CachedSnapshot> refresh();
 
   Take take_;
+  ExtraMetrics extra_;
   Clock::duration max_age_;
   std::string version_;
   mutable std::mutex mutex_;

@@ -7,6 +7,7 @@
 #include <string>
 #include <string_view>
 
+#include "collect/delay.h"
 #include "core/model.h"
 #include "util/version.h"
 
@@ -31,6 +32,14 @@ std::string escape_label_value(std::string_view value);
 
 // Every metric of the snapshot, HELP and TYPE lines included.
 std::string render_metrics(const Snapshot& snapshot, const ExporterStats& stats);
+
+// The per-culprit kinds kept for each vCPU in vcpumap_vcpu_waited_behind_seconds_total; the rest
+// are summed into culprit "other", so a vCPU has at most this many series plus one.
+inline constexpr std::size_t kWaitedBehindCulprits = 5;
+// vcpumap_vcpu_waited_behind_seconds_total{vm, uuid, vcpu, culprit_kind, culprit} from the delay
+// split since the exporter started: culprit is VM:vcpuN, VM:emulator, VM:iothread ID, or the comm
+// of a host or kernel process; the kernel's split of each vCPU's delay, top 5 and `other`.
+std::string render_waited_behind(const DelayReport& report);
 
 // Only the exporter's own metrics: what /metrics says when the snapshot failed.
 std::string render_exporter_metrics(const ExporterStats& stats);

@@ -2,8 +2,9 @@
 # `vcpumap delay`: who each vCPU waited behind, split in the kernel by BPF programs on the sched
 # tracepoints. A busy vCPU pinned to one CPU with a host process spinning there waits behind that
 # process, by name; two VMs' busy vCPUs pinned to one CPU wait behind each other; every split
-# adds up to the schedstat run_delay delta within 5%; with the procfs source, delay says in one
-# line what it needs.
+# adds up to the schedstat run_delay delta within 5%; serve exports the split (top 5 culprits per
+# vCPU plus other), and without BPF serves the rest and says why; with the procfs source, delay
+# says in one line what it needs.
 # Usage: bash tests/integration/test_delay.sh PATH/TO/vcpumap [PATH/TO/fake_guest]
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 find_fake_guest "${2:-}"
@@ -137,4 +138,40 @@ for pair in "left right $RIGHT_PID" "right left $LEFT_PID"; do
     "$(json_eval "$TWO" "(lambda b: ' '.join(str(b.get(k)) for k in ('kind', 'vm', 'pid', 'vcpu')))(next(v for v in d['vms'] if v['name'] == 'itest-delay-$me')['vcpus'][0]['behind'][0])")"
 done
 check_sums "$TWO" "two VMs"
+
+# --- serve: the same split as a counter, top 5 culprits per vCPU plus other ----------------------
+# metrics URL: /metrics of an exporter started here, as plain text.
+metrics() { python3 -c 'import sys, urllib.request; print(urllib.request.urlopen(sys.argv[1], timeout=10).read().decode())' "$1"; }
+# start_exporter LOG ARGS...: `vcpumap serve` on a free loopback port; sets EXPORTER, EXPORTER_PID.
+start_exporter() {
+  local log=$1 i
+  shift
+  start_background "$VCPUMAP" --no-libvirt "$@" serve --listen 127.0.0.1:0 2>"$log"
+  EXPORTER_PID=$BG_PID
+  for ((i = 0; i < 200; i++)); do grep -q 'listening on' "$log" && break; sleep 0.05; done
+  EXPORTER=$(grep -o 'http://127.0.0.1:[0-9]*' "$log" | head -n1)
+  [[ -n "$EXPORTER" ]] || fatal "vcpumap serve did not start: $(<"$log")"
+}
+start_exporter "$TEST_TMP/serve.log"
+metrics "$EXPORTER/metrics" >/dev/null  # the first scrape starts the split
+# Bounded wait for the split to show the other VM's vCPU (it keeps counting while both spin).
+for ((i = 0; i < 50; i++)); do
+  SCRAPE=$(metrics "$EXPORTER/metrics")
+  grep -q 'vm="itest-delay-left",uuid="",vcpu="0",culprit_kind="vcpu",culprit="itest-delay-right:vcpu0"} [1-9]' <<<"$SCRAPE" && break
+  sleep 0.2
+done
+assert_match "serve: left's vCPU 0 waited behind right's vCPU 0, in seconds" "$SCRAPE" \
+  'vcpumap_vcpu_waited_behind_seconds_total\{vm="itest-delay-left",uuid="",vcpu="0",culprit_kind="vcpu",culprit="itest-delay-right:vcpu0"\} [0-9.e+-]+'
+SERIES=$(grep -c '^vcpumap_vcpu_waited_behind_seconds_total{vm="itest-delay-left",uuid="",vcpu="0",' <<<"$SCRAPE")
+assert_true "serve: at most 5 culprits plus other per vCPU (got $SERIES)" test "$SERIES" -le 6
+assert_contains "serve: other is one of them" "$SCRAPE" \
+  'vcpumap_vcpu_waited_behind_seconds_total{vm="itest-delay-left",uuid="",vcpu="0",culprit_kind="other",culprit="other"}'
+stop "$EXPORTER_PID"
+start_exporter "$TEST_TMP/serve-procfs.log" --source procfs
+SCRAPE=$(metrics "$EXPORTER/metrics")
+assert_contains "serve without BPF still serves" "$SCRAPE" "vcpumap_vcpu_run_delay_seconds_total"
+assert_not_contains "serve without BPF has no split" "$SCRAPE" "vcpumap_vcpu_waited_behind"
+assert_contains "serve without BPF says why" "$(<"$TEST_TMP/serve-procfs.log")" \
+  "vcpumap_vcpu_waited_behind_seconds_total is not served: it needs BPF"
+stop "$EXPORTER_PID"
 stop "$LEFT_PID" "$RIGHT_PID"
