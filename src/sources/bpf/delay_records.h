@@ -53,7 +53,8 @@ struct vcpumap_delay_state {
 // ---- The event ring for exact recording (sched_events.bpf.c) ----
 
 #define VCPUMAP_EVENTS_MAX_TGIDS 4096
-#define VCPUMAP_EVENTS_RING_BYTES (8 * 1024 * 1024)
+// 75,000 events (56 bytes each with the ring's header), drained every 100 ms at most.
+#define VCPUMAP_EVENTS_RING_BYTES (4 * 1024 * 1024)
 
 #define VCPUMAP_EVENT_SWITCH 1
 #define VCPUMAP_EVENT_MIGRATE 2
