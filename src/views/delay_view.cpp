@@ -132,6 +132,7 @@ std::string render_delay_text(const DelayReport& report) {
       if (!vcpu.mismatch.empty()) out += fmt::format("    note: {}\n", vcpu.mismatch);
     }
   }
+  if (report.vms.empty()) out += "\nno VM is running here\n";
   for (const auto& note : report.notes) out += fmt::format("\nnote: {}\n", note);
   if (!report.programs.empty()) out += "\nBPF programs over the window (BPF_ENABLE_STATS)\n";
   for (const auto& program : report.programs) {
