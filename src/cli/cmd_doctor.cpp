@@ -36,8 +36,18 @@ int run_doctor(const GlobalOptions& global) {
   } else if (!global.no_libvirt) {
     libvirt.why = "--root names another tree: libvirt is asked on this machine only";
   }
-  const std::string events =
-      !host.event_sources.empty() && host.event_sources.front().available ? "perf" : "none";
+  // record --exact: bpf unless --source procfs forces perf; perf when bpf does not load.
+  std::string events = "none";
+  for (const auto& source : host.event_sources) {
+    if (source.name == "bpf" && global.source == SourceChoice::procfs) continue;
+    if (source.available) {
+      events = source.name;
+      break;
+    }
+    if (global.source == SourceChoice::bpf) break;  // --source bpf: no fallback
+  }
+  const bool delay_runs = host.delay_source.available && global.source != SourceChoice::procfs;
+  const std::string delay = delay_runs ? "bpf" : "none (it needs BPF)";
 
   if (global.json) {
     nlohmann::json checks = nlohmann::json::array();
@@ -58,6 +68,10 @@ int run_doctor(const GlobalOptions& global) {
         {"sources", probes(host.thread_sources)},
         {"chosen", chosen},
         {"event_sources", probes(host.event_sources)},
+        {"delay_source",
+         {{"name", host.delay_source.name},
+          {"available", host.delay_source.available},
+          {"why", host.delay_source.why}}},
         {"libvirt", {{"available", libvirt.available}, {"why", libvirt.why}}},
         {"commands",
          {{"list", chosen},
@@ -68,7 +82,8 @@ int run_doctor(const GlobalOptions& global) {
           {"serve", chosen},
           {"record", chosen},
           {"audit", chosen},
-          {"record --exact", events}}}};
+          {"record --exact", events},
+          {"delay", delay}}}};
     fmt::print("{}\n", views::dump_json(document, true));
     return 0;
   }
@@ -84,10 +99,13 @@ int run_doctor(const GlobalOptions& global) {
   for (const auto& source : host.event_sources) {
     fmt::print("  {:<20} {:<4} {}\n", source.name, source.available ? "yes" : "no", source.why);
   }
+  fmt::print("  {:<20} {:<4} {}\n", host.delay_source.name,
+             host.delay_source.available ? "yes" : "no", host.delay_source.why);
   fmt::print("\nlibvirt\n  {:<20} {:<4} {}\n", "libvirt", libvirt.available ? "yes" : "no",
              libvirt.why);
   fmt::print("\nlist, threads, vcpuinfo, topology, top, serve, record, audit use: {}\n", chosen);
   fmt::print("record --exact uses: {}\n", events);
+  fmt::print("delay uses: {}\n", delay);
   return 0;
 }
 

@@ -92,16 +92,23 @@ int run_record(const GlobalOptions& global, const RecordCliOptions& cli) {
   StopSignals signals;
   auto result = record::run_recording(options, signals.fd(), progress);
   if (!result) return report_error(result.error());
+  if (!result->event_source_note.empty()) {
+    fmt::print(stderr, "vcpumap: note: {}\n", result->event_source_note);
+  }
   if (global.json) {
-    fmt::print("{}\n", views::dump_json({{"file", cli.output},
-                                         {"mode", std::string(to_string(options.mode))},
-                                         {"duration_s", result->elapsed_s},
-                                         {"samples", result->samples},
-                                         {"events", result->events},
-                                         {"lost_events", result->lost_events},
-                                         {"bytes", result->bytes},
-                                         {"vcpus", result->vcpus},
-                                         {"reason", result->reason}}));
+    fmt::print("{}\n",
+               views::dump_json({{"file", cli.output},
+                                 {"mode", std::string(to_string(options.mode))},
+                                 {"duration_s", result->elapsed_s},
+                                 {"samples", result->samples},
+                                 {"events", result->events},
+                                 {"lost_events", result->lost_events},
+                                 {"bytes", result->bytes},
+                                 {"vcpus", result->vcpus},
+                                 {"reason", result->reason},
+                                 {"event_source", result->event_source.empty()
+                                                      ? nlohmann::json(nullptr)
+                                                      : nlohmann::json(result->event_source)}}));
   }
   return 0;
 }

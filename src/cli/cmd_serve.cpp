@@ -6,10 +6,14 @@
 #include <fmt/core.h>
 
 #include "cli/options.h"
+#include "collect/delay.h"
 #include "collect/sampler.h"
 #include "collect/snapshot.h"
 #include "serve/server.h"
 #include "sources/procfs/thread_files.h"
+#include "views/prometheus_view.h"
+
+#include <fmt/core.h>
 
 namespace vcpumap::cli {
 namespace {
@@ -66,10 +70,27 @@ int run_serve(const GlobalOptions& global, ServeFlags& flags) {
     if (watcher) join_watched(snapshot, watcher->view());
     return snapshot;
   };
-  if (flags.options.collectors.waited_behind) {
+  // Who each vCPU waited behind, split in the kernel since the exporter started: without BPF the
+  // exporter serves everything else, and says once why this metric is missing.
+  std::shared_ptr<DelayWatch> watch;
+  if (!flags.options.collectors.waited_behind) {
+    // switched off (--no-collector.waited_behind): nothing to load
+  } else if (snapshot_options.source == SourceChoice::procfs) {
     fmt::print(stderr,
-               "vcpumap serve: --collector.waited_behind: needs the scheduler events source, "
-               "which the exporter does not run yet; it serves no series\n");
+               "vcpumap: note: vcpumap_vcpu_waited_behind_seconds_total is not served: it needs "
+               "BPF, and --source procfs was given\n");
+  } else if (auto opened = DelayWatch::open(); !opened) {
+    fmt::print(stderr,
+               "vcpumap: note: vcpumap_vcpu_waited_behind_seconds_total is not served: {}\n",
+               opened.error().message);
+  } else {
+    watch = std::move(*opened);
+  }
+  if (watch) {
+    flags.options.extra_metrics = [watch](const Snapshot& snapshot) -> std::string {
+      auto report = watch->update(snapshot);
+      return report ? views::render_waited_behind(*report) : std::string();
+    };
   }
   auto status = serve::run_server(flags.options, std::move(take));
   if (!status) return report_error(status.error());

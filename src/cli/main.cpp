@@ -51,6 +51,7 @@ int main(int argc, char** argv) {
   add_audit_command(app, global, exit_code);
   add_serve_command(app, global, exit_code);
   add_doctor_command(app, global, exit_code);
+  add_delay_command(app, global, exit_code);
 
   try {
     app.parse(argc, argv);

@@ -43,6 +43,7 @@ void add_record_commands(CLI::App& app, const GlobalOptions& global,
 void add_audit_command(CLI::App& app, const GlobalOptions& global, int& exit_code);
 void add_serve_command(CLI::App& app, const GlobalOptions& global, int& exit_code);
 void add_doctor_command(CLI::App& app, const GlobalOptions& global, int& exit_code);
+void add_delay_command(CLI::App& app, const GlobalOptions& global, int& exit_code);
 
 // Runs `vcpumap list`, also what `vcpumap` alone does.
 int run_list(const GlobalOptions& global);

@@ -335,8 +335,11 @@ Report Analyzer::finish() {
     }
     if (exact) {
       s.end_stay(t, s.duration);
-      r.migrations = t.event_migrations;
-      r.migrations_source = MigrationSource::tracepoint;
+      r.migration_events = t.event_migrations;
+      if (t.counter_known) r.migrations_counted = t.sampled_migrations;
+      r.migrations = r.migrations_disagree() ? *r.migrations_counted : t.event_migrations;
+      r.migrations_source =
+          r.migrations_disagree() ? MigrationSource::nr_migrations : MigrationSource::tracepoint;
       r.crossed_core = t.e_core;
       r.crossed_package = t.e_package;
       r.crossed_node = t.e_node;

@@ -35,6 +35,14 @@ struct ThreadReport {
   std::uint64_t on_cpu_ns = 0;
   std::uint64_t migrations = 0;
   MigrationSource migrations_source = MigrationSource::observed;
+  // Exact mode's cross-check: the sched_migrate_task events seen, and the kernel's se.nr_migrations
+  // delta over the samples (nullopt without the counter). When they differ, `migrations` is the
+  // kernel's count (source nr_migrations): a short event count is never given as exact.
+  std::uint64_t migration_events = 0;
+  std::optional<std::uint64_t> migrations_counted;
+  bool migrations_disagree() const {
+    return migrations_counted && *migrations_counted != migration_events;
+  }
   // Moves whose two ends are known, by what they crossed (a lower bound in sampled mode).
   std::uint64_t crossed_core = 0, crossed_package = 0, crossed_node = 0;
   std::uint64_t longest_stay_ns = 0;

@@ -8,7 +8,11 @@
 #include <thread>
 
 #include "collect/sampling_loop.h"
+#include <fmt/format.h>
+
 #include "record/session.h"
+#include "sources/bpf/event_ring.h"
+#include "sources/perf/sched_tracer.h"
 
 namespace vcpumap::record {
 namespace {
@@ -165,6 +169,33 @@ RecordProgress Session::progress() const {
   return progress;
 }
 
+namespace {
+
+// Exact mode's events: the BPF ring (bpf, the default), else perf's tracepoints. --source procfs
+// forces perf (no BPF at all); --source bpf forbids falling back. `note` says why perf, if it is.
+Result<std::unique_ptr<EventSource>> open_event_source(const RecordOptions& options,
+                                                       const Snapshot& snapshot,
+                                                       std::string& note) {
+  if (options.snapshot.source != SourceChoice::procfs) {
+    auto ring = bpf::EventRing::open();
+    if (ring) return std::unique_ptr<EventSource>(std::move(*ring));
+    if (options.snapshot.source == SourceChoice::bpf) {
+      return make_error(ExitCode::failure, "--source bpf: {}", ring.error().message);
+    }
+    note = fmt::format("sched events from perf tracepoints, which lose events here: {}",
+                       ring.error().message);
+  } else {
+    note = "sched events from perf tracepoints (--source procfs), which may lose events";
+  }
+  auto tracepoints = perf::find_sched_tracepoints(options.snapshot.root);
+  if (!tracepoints) return tracepoints.error();
+  auto opened = perf::SchedTracer::open(*tracepoints, snapshot.topology.online, 256);
+  if (!opened) return opened.error();
+  return std::unique_ptr<EventSource>(std::move(*opened));
+}
+
+}  // namespace
+
 Result<RecordProgress> run_recording(const RecordOptions& options, int stop_fd,
                                      const ProgressCallback& progress) {
   SamplerOptions sampler_options;
@@ -174,18 +205,21 @@ Result<RecordProgress> run_recording(const RecordOptions& options, int stop_fd,
   Sampler sampler(std::move(sampler_options));
   auto first = sampler.sample();
   if (!first) return first.error();
-  // Exact mode: open the tracepoints before creating the file, so a host without them gets a
+  // Exact mode: open the event source before creating the file, so a host without one gets a
   // clear message and no empty recording.
-  std::unique_ptr<perf::SchedTracer> tracer;
-  if (options.mode == Mode::exact) {
-    auto tracepoints = perf::find_sched_tracepoints(options.snapshot.root);
-    if (!tracepoints) return tracepoints.error();
-    auto opened = perf::SchedTracer::open(*tracepoints, (*first)->snapshot.topology.online, 256);
-    if (!opened) return opened.error();
-    tracer = std::move(opened).value();
+  std::string event_note;
+  auto tracer = options.mode == Mode::exact
+                    ? open_event_source(options, (*first)->snapshot, event_note)
+                    : Result<std::unique_ptr<EventSource>>(nullptr);
+  if (!tracer) return tracer.error();
+  if (*tracer) {
+    if (auto watched = (*tracer)->watch_processes(vm_pids((*first)->snapshot)); !watched) {
+      return watched.error();
+    }
+    if (auto enabled = (*tracer)->enable(); !enabled) return enabled.error();
   }
   // The first sample reads the topology and looks for VMs, which can take a while: time 0 is a
-  // second, quick sample, taken just before the tracepoints start.
+  // second, quick sample, taken just after the events start (see record_exact).
   first = sampler.sample();
   if (!first) return first.error();
   for (const auto& spec : options.vms) {  // an unknown VM: say so before making a file
@@ -196,14 +230,16 @@ Result<RecordProgress> run_recording(const RecordOptions& options, int stop_fd,
   Session session(options, std::move(writer).value());
   if (auto status = session.start(**first); !status) return status.error();
   std::string reason;
-  Status status = tracer
-                      ? record_exact(options, session, sampler, *tracer, stop_fd, progress, reason)
+  Status status = *tracer
+                      ? record_exact(options, session, sampler, **tracer, stop_fd, progress, reason)
                       : record_sampled(options, session, sampler, stop_fd, progress, reason);
   if (!status) reason = "stopped by an error: " + status.error().message;
   // Close cleanly even after an error: what was recorded stays readable.
   const Status closed = session.finish(reason);
   RecordProgress last = session.progress();
   last.reason = reason;
+  if (*tracer) last.event_source = std::string((*tracer)->name());
+  last.event_source_note = event_note;
   progress(last);
   if (!status) return status.error();
   if (!closed) return closed.error();

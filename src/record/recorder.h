@@ -36,6 +36,9 @@ struct RecordProgress {
   std::uint64_t bytes = 0;
   int vcpus = 0;       // vCPU threads being recorded
   std::string reason;  // at the end: why it stopped
+  // Exact mode: the engine of the sched events ("bpf" or "perf"), and why not bpf when perf.
+  std::string event_source;
+  std::string event_source_note;
 };
 
 using ProgressCallback = std::function<void(const RecordProgress&)>;

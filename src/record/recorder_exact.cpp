@@ -26,9 +26,9 @@ char switch_state(std::int64_t prev_state) {
 }
 
 // Turns kernel events into recorded events of the VMs' threads; the rest are dropped here.
-void keep_vm_events(const Session& session, const std::vector<perf::SchedEvent>& raw,
+void keep_vm_events(const Session& session, const std::vector<SchedEvent>& raw,
                     std::vector<Event>& pending, std::int64_t& last_time) {
-  for (const perf::SchedEvent& in : raw) {
+  for (const SchedEvent& in : raw) {
     const std::int64_t time = in.time_ns ? session.since_start_ns(in.time_ns) : last_time;
     if (time < 0) continue;
     last_time = std::max(last_time, time);
@@ -36,7 +36,7 @@ void keep_vm_events(const Session& session, const std::vector<perf::SchedEvent>&
     event.time_ns = static_cast<std::uint64_t>(time);
     event.cpu = in.cpu;
     switch (in.kind) {
-      case perf::SchedEvent::Kind::sched_switch:
+      case SchedEvent::Kind::sched_switch:
         if (const auto* key = session.key_of(in.prev_pid)) {
           event.kind = EventKind::switch_out;
           event.key = *key;
@@ -49,7 +49,7 @@ void keep_vm_events(const Session& session, const std::vector<perf::SchedEvent>&
           pending.push_back(event);
         }
         break;
-      case perf::SchedEvent::Kind::migrate:
+      case SchedEvent::Kind::migrate:
         // The kernel counts se.nr_migrations only when the CPU really changes.
         if (const auto* key = session.key_of(in.pid); key && in.orig_cpu != in.dest_cpu) {
           event.kind = EventKind::migrate;
@@ -59,7 +59,7 @@ void keep_vm_events(const Session& session, const std::vector<perf::SchedEvent>&
           pending.push_back(event);
         }
         break;
-      case perf::SchedEvent::Kind::wakeup:
+      case SchedEvent::Kind::wakeup:
         if (const auto* key = session.key_of(in.pid)) {
           event.kind = EventKind::wakeup;
           event.key = *key;
@@ -67,7 +67,7 @@ void keep_vm_events(const Session& session, const std::vector<perf::SchedEvent>&
           pending.push_back(event);
         }
         break;
-      case perf::SchedEvent::Kind::lost:
+      case SchedEvent::Kind::lost:
         event.kind = EventKind::lost;
         event.lost = in.lost;
         pending.push_back(event);
@@ -75,6 +75,18 @@ void keep_vm_events(const Session& session, const std::vector<perf::SchedEvent>&
     }
   }
 }
+
+}  // namespace
+
+std::vector<int> vm_pids(const Snapshot& snapshot) {
+  std::vector<int> pids;
+  for (const auto& vm : snapshot.vms) {
+    if (vm.pid != 0) pids.push_back(vm.pid);
+  }
+  return pids;
+}
+
+namespace {
 
 // Moves events older than `before` (all when before < 0) into the session, in time order.
 void release(Session& session, std::vector<Event>& pending, std::int64_t before) {
@@ -91,11 +103,12 @@ void release(Session& session, std::vector<Event>& pending, std::int64_t before)
 }  // namespace
 
 Status record_exact(const RecordOptions& options, Session& session, Sampler& sampler,
-                    perf::SchedTracer& tracer, int stop_fd, const ProgressCallback& progress,
+                    EventSource& tracer, int stop_fd, const ProgressCallback& progress,
                     std::string& reason) {
   const auto start = session.start_time();
-  if (auto enabled = tracer.enable(); !enabled) return enabled;
-  std::vector<perf::SchedEvent> raw;
+  // The tracer was enabled before the sample at time 0: events before it are dropped below (their
+  // time is negative), so the events and the samples' counters cover one window.
+  std::vector<SchedEvent> raw;
   std::vector<Event> pending;
   std::int64_t last_time = 0;
   // A sample each second, on the one sampling clock: the counters the events are checked against.
@@ -132,6 +145,9 @@ Status record_exact(const RecordOptions& options, Session& session, Sampler& sam
       auto sample = sampler.sample();
       if (!sample) return sample.error();
       session.add_sample(**sample);
+      if (auto watched = tracer.watch_processes(vm_pids((*sample)->snapshot)); !watched) {
+        return watched;
+      }
       samples.advance();
     }
     if (session.buffered_events() >= kEventsPerBlock ||

@@ -11,7 +11,7 @@
 #include "collect/sampler.h"
 #include "record/file.h"
 #include "record/recorder.h"
-#include "sources/perf/sched_tracer.h"
+#include "sources/event_source.h"
 
 namespace vcpumap::record {
 
@@ -68,8 +68,11 @@ class Session {
 };
 
 // The exact-mode loop (recorder_exact.cpp).
+// The pids of the snapshot's running VMs: the processes whose events exact mode keeps.
+std::vector<int> vm_pids(const Snapshot& snapshot);
+
 Status record_exact(const RecordOptions& options, Session& session, Sampler& sampler,
-                    perf::SchedTracer& tracer, int stop_fd, const ProgressCallback& progress,
+                    EventSource& tracer, int stop_fd, const ProgressCallback& progress,
                     std::string& reason);
 
 }  // namespace vcpumap::record

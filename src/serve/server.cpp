@@ -375,7 +375,8 @@ Status run_server(const ServeOptions& options, SnapshotCache::Take take) {
     return Error{fmt::format("can't set up signal handling: {}", std::strerror(errno))};
   }
 
-  SnapshotCache cache(std::move(take), options.cache_max_age, options.version, options.collectors);
+  SnapshotCache cache(std::move(take), options.cache_max_age, options.version, options.collectors,
+                      options.extra_metrics);
   BasicAuth auth(web_config.basic_auth_users);
   Service service(cache, auth, web_config.tls ? web_config.tls->client_auth : ClientAuth::none);
   StartLog log;

@@ -35,6 +35,8 @@ struct ServeOptions {
   std::size_t connection_memory = 16 * 1024;
   views::Collectors collectors;  // the series families /metrics serves
   std::string version = kVersion;
+  // More /metrics text from each snapshot (the delay split), or empty.
+  SnapshotCache::ExtraMetrics extra_metrics;
 };
 
 struct ListenAddress {

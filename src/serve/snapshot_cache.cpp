@@ -41,8 +41,9 @@ std::string gzip(std::string_view text) {
 }
 
 SnapshotCache::SnapshotCache(Take take, Clock::duration max_age, std::string version,
-                             views::Collectors collectors)
+                             views::Collectors collectors, ExtraMetrics extra)
     : take_(std::move(take)),
+      extra_(std::move(extra)),
       max_age_(max_age),
       version_(std::move(version)),
       collectors_(collectors) {}
@@ -101,6 +102,7 @@ std::shared_ptr<const CachedSnapshot> SnapshotCache::refresh() {
   }
   std::string text = snapshot ? views::render_metrics(*snapshot, stats, collectors_)
                               : views::render_exporter_metrics(stats);
+  if (snapshot && extra_) text += extra_(*snapshot);
   return std::make_shared<const CachedSnapshot>(std::move(snapshot), std::move(text));
 }
 

@@ -49,11 +49,13 @@ class SnapshotCache {
  public:
   using Clock = std::chrono::steady_clock;
   using Take = std::function<Result<Snapshot>()>;
+  using ExtraMetrics = std::function<std::string(const Snapshot&)>;
 
   // `take` reads the host; a snapshot younger than `max_age` is served as it is. `collectors`
-  // choose the families of the metrics text.
+  // choose the families of the metrics text; `extra`, when set, adds to the /metrics text of
+  // each snapshot.
   SnapshotCache(Take take, Clock::duration max_age, std::string version,
-                views::Collectors collectors = {});
+                views::Collectors collectors = {}, ExtraMetrics extra = nullptr);
 
   // The current snapshot: the cached one while fresh, else a new one. Concurrent callers that
   // find it stale wait for the one refresh in flight instead of starting their own.
@@ -66,6 +68,7 @@ class SnapshotCache {
   std::shared_ptr<const CachedSnapshot> refresh();
 
   Take take_;
+  ExtraMetrics extra_;
   Clock::duration max_age_;
   std::string version_;
   views::Collectors collectors_;

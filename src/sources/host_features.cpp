@@ -7,6 +7,8 @@
 
 #include <fmt/format.h>
 
+#include "sources/bpf/delay_tracer.h"
+#include "sources/bpf/event_ring.h"
 #include "sources/bpf/task_reader.h"
 #include "sources/perf/sched_tracer.h"
 #include "sources/procfs/procfs.h"
@@ -114,6 +116,22 @@ HostFeatures probe_host(const std::filesystem::path& root) {
                                  path_exists(root / "proc")
                                      ? fmt::format("{} is readable", (root / "proc").string())
                                      : fmt::format("{} is missing", (root / "proc").string())});
+  // The sched-event engines, in the order record --exact tries them: loading is the only test.
+  SourceProbe ring{"bpf", false, "--root names another tree: BPF reads this machine's kernel"};
+  if (own) {
+    auto loaded = bpf::EventRing::open();
+    ring.available = loaded.ok();
+    ring.why = loaded ? "tp_btf programs and a BPF ring buffer load here" : loaded.error().message;
+  }
+  host.event_sources.push_back(std::move(ring));
+  SourceProbe delay{"bpf delay split", false, ring.why};
+  if (own) {
+    auto loaded = bpf::DelayTracer::open();
+    delay.available = loaded.ok();
+    delay.why = loaded ? "tp_btf programs that split run delay in the kernel load here"
+                       : loaded.error().message;
+  }
+  host.delay_source = std::move(delay);
   host.event_sources.push_back({"perf", tracepoints.ok() && (!own || ::geteuid() == 0),
                                 tracepoints ? "sched tracepoints through perf_event_open (root)"
                                             : tracepoints.error().message});

@@ -28,7 +28,8 @@ struct HostFeatures {
   std::string kernel;  // the kernel release, empty when unknown
   std::vector<FeatureCheck> checks;
   std::vector<SourceProbe> thread_sources;  // bpf (open-coded, iter/task), procfs
-  std::vector<SourceProbe> event_sources;   // perf tracepoints
+  std::vector<SourceProbe> event_sources;   // bpf ring, perf tracepoints (record --exact's order)
+  SourceProbe delay_source;                 // the in-kernel delay split (vcpumap delay)
 };
 
 // Probes the host whose /proc and /sys are under `root`. BPF is probed only on this machine's own

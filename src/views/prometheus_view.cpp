@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <iterator>
 #include <map>
 #include <optional>
@@ -467,6 +468,69 @@ std::string render_metrics(const Snapshot& snapshot, const ExporterStats& stats,
   render_vms(snapshot, collectors, out);
   if (snapshot.libvirt_health) render_libvirt(*snapshot.libvirt_health, out);
   out += render_exporter_metrics(stats);
+  return out;
+}
+
+std::string render_waited_behind(const DelayReport& report) {
+  Family family("vcpumap_vcpu_waited_behind_seconds_total", "counter",
+                "Time the vCPU waited on a run queue while this culprit ran on the CPU where it "
+                "waited, in seconds since the exporter started (BPF on the sched tracepoints): "
+                "the 5 largest culprits per vCPU, the rest and what could not be attributed in "
+                "culprit \"other\".");
+  for (const auto& vm : report.vms) {
+    for (const auto& vcpu : vm.vcpus) {
+      // One series per label: a VM's emulator threads are one culprit, as virsh's emulatorpin.
+      std::vector<std::pair<std::pair<std::string, std::string>, std::uint64_t>> culprits;
+      for (const auto& culprit : vcpu.behind) {
+        std::string name;
+        switch (culprit.kind) {
+          case CulpritKind::vcpu:
+            name = fmt::format("{}:vcpu{}", culprit.vm, culprit.vcpu);
+            break;
+          case CulpritKind::emulator:
+            name = culprit.vm + ":emulator";
+            break;
+          case CulpritKind::iothread:
+            name = culprit.vm + ":iothread " + culprit.iothread;
+            break;
+          case CulpritKind::host:
+          case CulpritKind::kernel:
+            name = culprit.comm;
+            break;
+          case CulpritKind::other:
+            name = "other";
+            break;
+        }
+        std::pair<std::string, std::string> key{std::string(to_string(culprit.kind)), name};
+        auto same = std::find_if(culprits.begin(), culprits.end(),
+                                 [&](const auto& entry) { return entry.first == key; });
+        if (same == culprits.end()) {
+          culprits.push_back({std::move(key), culprit.ns});
+        } else {
+          same->second += culprit.ns;
+        }
+      }
+      std::stable_sort(culprits.begin(), culprits.end(), [](const auto& a, const auto& b) {
+        return a.first.first != "other" && (b.first.first == "other" || a.second > b.second);
+      });
+      std::uint64_t other = 0;
+      const Labels labels = {
+          {"vm", vm.name}, {"uuid", vm.uuid}, {"vcpu", std::to_string(vcpu.vcpu)}};
+      for (std::size_t i = 0; i < culprits.size(); ++i) {
+        const auto& [key, ns] = culprits[i];
+        if (i >= kWaitedBehindCulprits || key.first == "other") {
+          other += ns;
+          continue;
+        }
+        family.add(with(with(labels, "culprit_kind", key.first), "culprit", key.second),
+                   static_cast<double>(ns) / 1e9);
+      }
+      family.add(with(with(labels, "culprit_kind", "other"), "culprit", "other"),
+                 static_cast<double>(other) / 1e9);
+    }
+  }
+  std::string out;
+  family.render_to(out);
   return out;
 }
 

@@ -7,6 +7,7 @@
 #include <string>
 #include <string_view>
 
+#include "collect/delay.h"
 #include "core/model.h"
 #include "util/version.h"
 
@@ -35,7 +36,7 @@ struct Collectors {
   bool vm = true;        // vcpumap_vm_*: per-VM sums over the vCPUs, and vCPUs off their pins
   // Accepted, renders nothing yet: who ran while each vCPU waited needs the scheduler events
   // source (DESIGN.md), which the exporter does not run.
-  bool waited_behind = false;
+  bool waited_behind = true;
 };
 
 // A label value as the text format wants it: `\` `"` and newline escaped, invalid UTF-8 bytes
@@ -46,6 +47,14 @@ std::string escape_label_value(std::string_view value);
 // CPUs, vcpumap_vms, vcpumap_vm_info and the exporter's own metrics are always there.
 std::string render_metrics(const Snapshot& snapshot, const ExporterStats& stats,
                            const Collectors& collectors = {});
+
+// The per-culprit kinds kept for each vCPU in vcpumap_vcpu_waited_behind_seconds_total; the rest
+// are summed into culprit "other", so a vCPU has at most this many series plus one.
+inline constexpr std::size_t kWaitedBehindCulprits = 5;
+// vcpumap_vcpu_waited_behind_seconds_total{vm, uuid, vcpu, culprit_kind, culprit} from the delay
+// split since the exporter started: culprit is VM:vcpuN, VM:emulator, VM:iothread ID, or the comm
+// of a host or kernel process; the kernel's split of each vCPU's delay, top 5 and `other`.
+std::string render_waited_behind(const DelayReport& report);
 
 // Only the exporter's own metrics: what /metrics says when the snapshot failed.
 std::string render_exporter_metrics(const ExporterStats& stats);

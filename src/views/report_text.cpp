@@ -45,6 +45,41 @@ std::string vm_letter(int vm_index) {
   return letters;
 }
 
+namespace {
+
+// Exact mode: each vCPU's migration events against the kernel's se.nr_migrations delta. One line
+// when they agree; where they do not, a warning per vCPU that says by how much.
+std::string migration_cross_check(const record::Report& report) {
+  std::string out;
+  int checked = 0, disagree = 0;
+  for (const auto& vm : report.vms) {
+    for (const auto& vcpu : vm.vcpus) {
+      if (!vcpu.migrations_counted) continue;
+      ++checked;
+      if (!vcpu.migrations_disagree()) continue;
+      ++disagree;
+      const auto counted = *vcpu.migrations_counted;
+      const auto events = vcpu.migration_events;
+      const std::string how =
+          events < counted ? fmt::format("{} moves were not seen as events", counted - events)
+                           : fmt::format("{} more events than moves", events - counted);
+      out += fmt::format(
+          "WARNING: {} vCPU {}: {} migration events but se.nr_migrations rose by {}: {}; the "
+          "count below is the kernel's\n",
+          printable(vm.display_name()), vcpu.vcpu, events, counted, how);
+    }
+  }
+  if (checked > 0 && disagree == 0) {
+    out += fmt::format(
+        "migrations cross-checked: the events of all {} vCPUs equal their se.nr_migrations "
+        "deltas\n",
+        checked);
+  }
+  return out;
+}
+
+}  // namespace
+
 std::string render_report_summary(const record::Report& report) {
   const auto& host = report.host;
   const double duration_s = double(report.duration_ns) / 1e9;
@@ -68,6 +103,7 @@ std::string render_report_summary(const record::Report& report) {
         report.lost_events);
   }
   if (!report.problem.empty()) out += fmt::format("WARNING: {}\n", report.problem);
+  if (host.mode == record::Mode::exact) out += migration_cross_check(report);
   for (std::size_t v = 0; v < report.vms.size(); ++v) {
     const auto& vm = report.vms[v];
     out += fmt::format("\nVM {} [{}] pid {}{}\n", printable(vm.display_name()), vm_letter(int(v)),
@@ -151,6 +187,11 @@ nlohmann::json report_json(const record::Report& report) {
           {"tid", vcpu.tid},
           {"migrations", vcpu.migrations},
           {"migrations_source", std::string(record::to_string(vcpu.migrations_source))},
+          {"migration_events", report.host.mode == record::Mode::exact
+                                   ? nlohmann::json(vcpu.migration_events)
+                                   : nlohmann::json(nullptr)},
+          {"migrations_counted", vcpu.migrations_counted ? nlohmann::json(*vcpu.migrations_counted)
+                                                         : nlohmann::json(nullptr)},
           {"crossed",
            {{"core", vcpu.crossed_core},
             {"package", vcpu.crossed_package},

@@ -7,6 +7,7 @@
 
 #include "kernel_types.bpf.h"
 #include "records.h"
+#include "task_cpu.bpf.h"
 
 // CONFIG_SCHED_INFO is on: run_delay and pcount are real (user space says n/a otherwise).
 #define VCPUMAP_HAS_SCHED_INFO() bpf_core_field_exists(struct task_struct, sched_info)
@@ -25,11 +26,7 @@ static __always_inline void fill_task_record(struct vcpumap_task_record* record,
   }
   record->exit_state = (__u32)task->exit_state;
   // stat field 39 is task_cpu(task).
-  if (bpf_core_field_exists(task->thread_info.cpu)) {
-    record->cpu = (__s32)task->thread_info.cpu;
-  } else {
-    record->cpu = ((struct task_struct___before_5_16*)task)->cpu;
-  }
+  record->cpu = vcpumap_task_cpu(task);
   // /proc/TID/schedstat prints these three (kernel/sched/... proc_pid_schedstat).
   record->sum_exec_runtime = task->se.sum_exec_runtime;
   record->run_delay = 0;

@@ -40,6 +40,7 @@ struct task_struct {
   struct thread_info thread_info;
   unsigned int __state;
   unsigned int flags;
+  int on_cpu;  // CONFIG_SMP: running on a CPU now (or being switched out)
   int nr_cpus_allowed;
   struct cpumask cpus_mask;
   struct sched_entity se;

@@ -7,6 +7,7 @@
 // target for the whole tool is 32 MiB). It needs kernel 5.18 or later, below both walkers'.
 #pragma once
 
+#include "sources/bpf/delay_records.h"
 #include "sources/bpf/records.h"
 
 #ifdef __cplusplus
@@ -29,6 +30,22 @@ struct vcpumap_seq_programs {
   void* skeleton;
 };
 
+// The run-delay attribution programs (sched_delay.bpf.c), their maps and their mmapped .bss.
+struct vcpumap_delay_programs {
+  int programs[4];           // switch, wakeup, wakeup_new, migrate: for their run statistics
+  int watched, cpus, pairs;  // maps
+  struct vcpumap_delay_state* state;
+  void* skeleton;
+};
+
+// The exact-recording programs (sched_events.bpf.c), their maps and their mmapped .bss.
+struct vcpumap_event_programs {
+  int programs[4];  // switch, migrate, wakeup, wakeup_new
+  int tgids, events;
+  struct vcpumap_events_state* state;
+  void* skeleton;
+};
+
 // Loads the open-coded walker's programs into `programs`; 0, or a negative errno.
 int vcpumap_load_syscall_programs(struct vcpumap_syscall_programs* programs);
 // Unloads them (nothing if never loaded).
@@ -37,6 +54,20 @@ void vcpumap_destroy_syscall_programs(struct vcpumap_syscall_programs* programs)
 int vcpumap_load_seq_programs(struct vcpumap_seq_programs* programs);
 // Unloads them (nothing if never loaded).
 void vcpumap_destroy_seq_programs(struct vcpumap_seq_programs* programs);
+
+// Loads the attribution programs into `programs`, not attached; 0, or a negative errno.
+int vcpumap_load_delay_programs(struct vcpumap_delay_programs* programs);
+// Attaches them to their tracepoints; 0, or a negative errno.
+int vcpumap_attach_delay_programs(struct vcpumap_delay_programs* programs);
+// Detaches and unloads them (nothing if never loaded).
+void vcpumap_destroy_delay_programs(struct vcpumap_delay_programs* programs);
+
+// Loads the exact-recording programs into `programs`, not attached; 0, or a negative errno.
+int vcpumap_load_event_programs(struct vcpumap_event_programs* programs);
+// Attaches them to their tracepoints; 0, or a negative errno.
+int vcpumap_attach_event_programs(struct vcpumap_event_programs* programs);
+// Detaches and unloads them (nothing if never loaded).
+void vcpumap_destroy_event_programs(struct vcpumap_event_programs* programs);
 
 #ifdef __cplusplus
 }

@@ -41,24 +41,10 @@ bool has_bpf_privileges() {
   return effective(CAP_SYS_ADMIN) || (effective(CAP_BPF) && effective(CAP_PERFMON));
 }
 
-// One line saying why loading failed and what would make it work.
 Error load_error(Walker walker, int error) {
-  if (::access("/sys/kernel/btf/vmlinux", R_OK) != 0) {
-    return make_error(ExitCode::failure,
-                      "BPF {}: the kernel has no BTF (/sys/kernel/btf/vmlinux); it needs a kernel "
-                      "built with CONFIG_DEBUG_INFO_BTF",
-                      walker_name(walker));
-  }
-  if (error == EPERM || error == EACCES || !has_bpf_privileges()) {
-    return make_error(ExitCode::failure,
-                      "BPF {}: loading BPF programs needs root or CAP_BPF and CAP_PERFMON ({}); "
-                      "run as root or with CAP_BPF and CAP_PERFMON",
-                      walker_name(walker), std::strerror(error));
-  }
-  const char* needs =
-      walker == Walker::open_coded_iterator ? "kernel 6.7 or later" : "kernel 6.1 or later";
-  return make_error(ExitCode::failure, "BPF {}: the programs did not load on kernel {} ({}); {}",
-                    walker_name(walker), kernel_release(), std::strerror(error), needs);
+  return bpf_load_error(
+      walker_name(walker), error,
+      walker == Walker::open_coded_iterator ? "kernel 6.7 or later" : "kernel 6.1 or later");
 }
 
 // An mmapped BPF array map (BPF_F_MMAPABLE), unmapped on destruction. The kernel maps every page
@@ -185,6 +171,23 @@ bool whole_system_is_cheaper(std::span<const int> tgids) {
 }
 
 }  // namespace
+
+Error bpf_load_error(std::string_view what, int error, std::string_view needs) {
+  if (::access("/sys/kernel/btf/vmlinux", R_OK) != 0) {
+    return make_error(ExitCode::failure,
+                      "BPF {}: the kernel has no BTF (/sys/kernel/btf/vmlinux); it needs a kernel "
+                      "built with CONFIG_DEBUG_INFO_BTF",
+                      what);
+  }
+  if (error == EPERM || error == EACCES || !has_bpf_privileges()) {
+    return make_error(ExitCode::failure,
+                      "BPF {}: loading BPF programs needs root or CAP_BPF and CAP_PERFMON ({}); "
+                      "run as root or with CAP_BPF and CAP_PERFMON",
+                      what, std::strerror(error));
+  }
+  return make_error(ExitCode::failure, "BPF {}: the programs did not load on kernel {} ({}); {}",
+                    what, kernel_release(), std::strerror(error), needs);
+}
 
 const char* walker_name(Walker walker) {
   return walker == Walker::open_coded_iterator ? "open-coded" : "iter/task";
@@ -406,6 +409,14 @@ Result<std::vector<ProcessRecord>> TaskReader::list_processes() {
   return processes;
 }
 
+std::optional<TaskReader::ProgramStats> TaskReader::program_stats(int program_fd) {
+  struct bpf_prog_info info;
+  std::memset(&info, 0, sizeof(info));
+  std::uint32_t length = sizeof(info);
+  if (bpf_obj_get_info_by_fd(program_fd, &info, &length) != 0) return std::nullopt;
+  return ProgramStats{info.run_time_ns, info.run_cnt, info.recursion_misses};
+}
+
 std::optional<TaskReader::ProgramStats> TaskReader::thread_program_stats() const {
   std::vector<int> programs;
   if (walker_ == Walker::open_coded_iterator) {
@@ -415,14 +426,11 @@ std::optional<TaskReader::ProgramStats> TaskReader::thread_program_stats() const
   }
   ProgramStats stats;
   for (const int program : programs) {
-    struct bpf_prog_info info;
-    std::memset(&info, 0, sizeof(info));
-    std::uint32_t length = sizeof(info);
-    if (bpf_obj_get_info_by_fd(program, &info, &length) != 0) {
-      return std::nullopt;
-    }
-    stats.run_time_ns += info.run_time_ns;
-    stats.run_count += info.run_cnt;
+    const auto one = program_stats(program);
+    if (!one) return std::nullopt;
+    stats.run_time_ns += one->run_time_ns;
+    stats.run_count += one->run_count;
+    stats.missed += one->missed;
   }
   return stats;
 }

@@ -9,6 +9,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "util/cpuset.h"
@@ -53,6 +54,10 @@ enum class Walker {
   open_coded_iterator,  // SEC("syscall") + bpf_iter_task_new(PROC_THREADS): kernel >= 6.7
   seq_file_iterator,    // SEC("iter/task") with link_info.task.pid: kernel >= 6.1
 };
+
+// Why BPF programs (`what`) failed to load with errno `error`, in one line that says what would
+// make them load: BTF, privileges, or `needs` (e.g. "kernel 6.7 or later").
+Error bpf_load_error(std::string_view what, int error, std::string_view needs);
 
 // "open-coded" or "iter/task".
 const char* walker_name(Walker walker);
@@ -110,7 +115,10 @@ class TaskReader {
   struct ProgramStats {
     std::uint64_t run_time_ns = 0;
     std::uint64_t run_count = 0;
+    std::uint64_t missed = 0;  // runs the kernel skipped because a BPF program ran on that CPU
   };
+  // The kernel's count for one loaded program; nullopt if it cannot be asked.
+  static std::optional<ProgramStats> program_stats(int program_fd);
   // The kernel's count for the thread-walking programs since open(); nullopt if it cannot be asked.
   std::optional<ProgramStats> thread_program_stats() const;
 

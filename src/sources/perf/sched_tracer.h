@@ -9,6 +9,7 @@
 #include <string_view>
 #include <vector>
 
+#include "sources/event_source.h"
 #include "util/cpuset.h"
 #include "util/result.h"
 
@@ -39,17 +40,7 @@ Result<Tracepoint> parse_tracepoint_format(std::string_view text);
 // The error says how to mount tracefs.
 Result<SchedTracepoints> find_sched_tracepoints(const std::filesystem::path& root);
 
-struct SchedEvent {
-  enum class Kind { sched_switch, migrate, wakeup, lost };
-  Kind kind = Kind::sched_switch;
-  std::uint64_t time_ns = 0;  // CLOCK_MONOTONIC, as std::chrono::steady_clock
-  int cpu = -1;               // the CPU whose ring it came from
-  int prev_pid = 0, next_pid = 0;
-  std::int64_t prev_state = 0;
-  int pid = 0;  // migrate, wakeup
-  int orig_cpu = -1, dest_cpu = -1, target_cpu = -1;
-  std::uint64_t lost = 0;
-};
+using SchedEvent = vcpumap::SchedEvent;
 
 // Decodes one raw tracepoint record (PERF_SAMPLE_RAW) into `event`; false when it is none of
 // the three or too short.
@@ -67,7 +58,7 @@ std::uint64_t decode_ring(const SchedTracepoints& tracepoints, int cpu, std::str
                           std::uint64_t tail, std::uint64_t head, std::vector<SchedEvent>& out,
                           std::vector<char>& scratch);
 
-class SchedTracer {
+class SchedTracer final : public EventSource {
  public:
   // Opens the three tracepoints on every CPU of `cpus` with a ring of `ring_pages` pages (a power
   // of two) per CPU. Needs root (or CAP_PERFMON); the error says what failed and why.
@@ -77,14 +68,17 @@ class SchedTracer {
   SchedTracer(const SchedTracer&) = delete;
   SchedTracer& operator=(const SchedTracer&) = delete;
 
+  std::string_view name() const override { return "perf"; }
+  // Nothing to do: perf has no filter in the kernel here; the caller keeps its processes' events.
+  Status watch_processes(std::span<const int>) override { return Ok{}; }
   // Starts counting on every CPU; an error when the kernel refuses.
-  Status enable();
+  Status enable() override;
   // Waits up to `timeout_ms` for a ring to fill past its watermark, or for `extra_fd` (e.g. a
   // signalfd) to become readable; true when extra_fd is readable. A poll failure is an error,
   // not a timeout.
-  Result<bool> wait(int timeout_ms, int extra_fd);
+  Result<bool> wait(int timeout_ms, int extra_fd) override;
   // Appends every event waiting in the rings to `out` (per CPU in time order, not merged).
-  void drain(std::vector<SchedEvent>& out);
+  void drain(std::vector<SchedEvent>& out) override;
 
  private:
   struct Ring;

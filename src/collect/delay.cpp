@@ -1,0 +1,289 @@
+#include "collect/delay.h"
+
+#include <algorithm>
+#include <map>
+#include <thread>
+#include <tuple>
+
+#include <fmt/format.h>
+
+#include "util/fd.h"
+
+namespace vcpumap {
+namespace {
+
+// The split may differ from schedstat's delta by this share before it is called a mismatch:
+// waits that straddle the window's ends count in one and not the other.
+constexpr double kTolerance = 0.05;
+
+// What a thread of some VM is, by tid.
+struct KnownThread {
+  const Vm* vm = nullptr;
+  const VmThread* thread = nullptr;
+};
+
+std::map<int, KnownThread> index_threads(const Snapshot& snapshot) {
+  std::map<int, KnownThread> known;
+  for (const auto& vm : snapshot.vms) {
+    for (const auto& thread : vm.threads) known[thread.tid] = {&vm, &thread};
+  }
+  return known;
+}
+
+Culprit classify(const bpf::DelayPair& pair, const std::map<int, KnownThread>& known) {
+  Culprit culprit;
+  culprit.ns = pair.ns;
+  const auto found = known.find(pair.culprit_tid);
+  if (found != known.end() && found->second.thread->role != ThreadRole::vhost) {
+    const auto& [vm, thread] = found->second;
+    culprit.vm = vm->display_name();
+    culprit.pid = vm->pid;
+    if (thread->role == ThreadRole::vcpu) {
+      culprit.kind = CulpritKind::vcpu;
+      culprit.vcpu = thread->vcpu;
+    } else if (thread->role == ThreadRole::iothread) {
+      culprit.kind = CulpritKind::iothread;
+      culprit.iothread = thread->iothread;
+    } else {
+      culprit.kind = CulpritKind::emulator;
+      culprit.tid = thread->tid;
+    }
+    return culprit;
+  }
+  culprit.kind = pair.culprit_kernel_thread ? CulpritKind::kernel : CulpritKind::host;
+  culprit.comm = pair.culprit_comm;
+  culprit.pid = pair.culprit_tgid;
+  return culprit;
+}
+
+// Culprits that name the same thing are one: a host process's threads, a VM's emulator threads
+// each stay apart by tid, kernel threads by pid.
+auto culprit_key(const Culprit& c) {
+  return std::tuple(
+      c.kind, c.pid, c.vcpu, c.tid, c.iothread,
+      c.kind == CulpritKind::host || c.kind == CulpritKind::kernel ? c.comm : std::string());
+}
+
+std::optional<std::uint64_t> delta(const RunDelays& before, const RunDelays& after, int tid) {
+  const auto find = [tid](const RunDelays& list) -> std::optional<std::uint64_t> {
+    for (const auto& [id, ns] : list) {
+      if (id == tid) return ns;
+    }
+    return std::nullopt;
+  };
+  const auto start = find(before), end = find(after);
+  if (!start || !end || *end < *start) return std::nullopt;
+  return *end - *start;
+}
+
+std::string format_ms(std::uint64_t ns) {
+  return fmt::format("{:.1f} ms", ns / 1e6);
+}
+
+VcpuDelay split_one(const VmThread& vcpu, const std::vector<bpf::DelayPair>& pairs,
+                    const std::map<int, KnownThread>& known, const RunDelays& before,
+                    const RunDelays& after) {
+  VcpuDelay out;
+  out.vcpu = vcpu.vcpu;
+  out.tid = vcpu.tid;
+  out.run_delay_ns = delta(before, after, vcpu.tid);
+  std::vector<Culprit> merged;
+  for (const auto& pair : pairs) {
+    if (pair.waiter_tid != vcpu.tid) continue;
+    auto culprit = classify(pair, known);
+    out.attributed_ns += culprit.ns;
+    const auto same = std::find_if(merged.begin(), merged.end(), [&](const Culprit& c) {
+      return culprit_key(c) == culprit_key(culprit);
+    });
+    if (same != merged.end()) {
+      same->ns += culprit.ns;
+    } else {
+      merged.push_back(std::move(culprit));
+    }
+  }
+  if (out.run_delay_ns) {
+    const std::uint64_t total = *out.run_delay_ns;
+    if (total > out.attributed_ns) {
+      Culprit other;
+      other.ns = total - out.attributed_ns;
+      other.why = "waits that began before tracing, or events the programs could not keep";
+      merged.push_back(std::move(other));
+    }
+    const double gap = static_cast<double>(total > out.attributed_ns ? total - out.attributed_ns
+                                                                     : out.attributed_ns - total);
+    if (gap > kTolerance * static_cast<double>(std::max<std::uint64_t>(total, 1)) &&
+        gap > 1e6) {  // under 1 ms, a share of nothing is no mismatch
+      out.mismatch = fmt::format(
+          "the kernel split {} of schedstat's {} run delay; {} of it is in `other`",
+          format_ms(out.attributed_ns), format_ms(total),
+          total > out.attributed_ns ? format_ms(total - out.attributed_ns) : std::string("none"));
+    }
+  }
+  std::stable_sort(merged.begin(), merged.end(),
+                   [](const Culprit& a, const Culprit& b) { return a.ns > b.ns; });
+  out.behind = std::move(merged);
+  return out;
+}
+
+}  // namespace
+
+std::string_view to_string(CulpritKind kind) {
+  switch (kind) {
+    case CulpritKind::vcpu:
+      return "vcpu";
+    case CulpritKind::emulator:
+      return "emulator";
+    case CulpritKind::iothread:
+      return "iothread";
+    case CulpritKind::host:
+      return "host";
+    case CulpritKind::kernel:
+      return "kernel";
+    case CulpritKind::other:
+      return "other";
+  }
+  return "other";
+}
+
+DelayReport attribute_delay(const Snapshot& snapshot, const std::vector<const Vm*>& vms,
+                            const std::vector<bpf::DelayPair>& pairs, const RunDelays& before,
+                            const RunDelays& after, std::chrono::nanoseconds duration) {
+  DelayReport report;
+  report.duration_ns = static_cast<std::uint64_t>(duration.count());
+  report.source = "bpf";
+  const auto known = index_threads(snapshot);
+  for (const Vm* vm : vms) {
+    VmDelay out{vm->display_name(), vm->pid, vm->uuid, {}};
+    for (const VmThread* vcpu : vm->vcpus()) {
+      out.vcpus.push_back(split_one(*vcpu, pairs, known, before, after));
+    }
+    report.vms.push_back(std::move(out));
+  }
+  return report;
+}
+
+namespace {
+
+Result<RunDelays> read_run_delays(ThreadSource& source, const std::vector<int>& pids) {
+  std::vector<ThreadReading> readings;
+  if (auto read = source.read_threads(pids, readings); !read) return read.error();
+  RunDelays delays;
+  for (const auto& reading : readings) {
+    if (reading.facts.run_delay_ns) delays.emplace_back(reading.tid, *reading.facts.run_delay_ns);
+  }
+  return delays;
+}
+
+}  // namespace
+
+Result<DelayReport> measure_delay(const SnapshotOptions& options, ThreadSource& source,
+                                  const std::vector<std::string>& specs,
+                                  std::chrono::nanoseconds duration, bool program_stats) {
+  auto tracer = bpf::DelayTracer::open();
+  if (!tracer) {
+    return make_error(ExitCode::failure, "delay needs BPF on the sched tracepoints: {}",
+                      tracer.error().message);
+  }
+  auto snapshot = take_snapshot(options, source);
+  if (!snapshot) return snapshot.error();
+  std::vector<const Vm*> chosen;
+  for (const auto& spec : specs) {
+    auto vm = find_vm(*snapshot, spec);
+    if (!vm) return vm.error();
+    if (std::find(chosen.begin(), chosen.end(), *vm) == chosen.end()) chosen.push_back(*vm);
+  }
+  if (specs.empty()) {
+    for (const auto& vm : snapshot->vms) {
+      if (vm.pid != 0) chosen.push_back(&vm);
+    }
+  }
+  std::vector<int> vcpus, others, pids;
+  for (const Vm* vm : chosen) {
+    pids.push_back(vm->pid);
+    for (const auto& thread : vm->threads) {
+      (thread.role == ThreadRole::vcpu ? vcpus : others).push_back(thread.tid);
+    }
+  }
+  if (auto watched = (*tracer)->watch(vcpus, others); !watched) return watched.error();
+  std::optional<Fd> stats;
+  if (program_stats) {
+    auto enabled = bpf::enable_program_stats();
+    if (!enabled) return enabled.error();
+    stats = std::move(*enabled);
+  }
+  if (auto attached = (*tracer)->attach(); !attached) return attached.error();
+  // Attached first: a wait that ends inside the window is then traced from its start or, if it
+  // began before, its remainder is `other`.
+  auto before = read_run_delays(source, pids);
+  if (!before) return before.error();
+  const auto start = std::chrono::steady_clock::now();
+  std::this_thread::sleep_for(duration);
+  auto after = read_run_delays(source, pids);
+  const auto elapsed = std::chrono::steady_clock::now() - start;
+  if (!after) return after.error();
+  auto pairs = (*tracer)->read();
+  if (!pairs) return pairs.error();
+  auto report = attribute_delay(*snapshot, chosen, *pairs, *before, *after, elapsed);
+  report.notes = snapshot->notes;
+  std::uint64_t missed = 0;
+  const auto costs = (*tracer)->program_stats();
+  static constexpr const char* kTracepoints[] = {"sched_switch", "sched_wakeup", "sched_wakeup_new",
+                                                 "sched_migrate_task"};
+  for (std::size_t i = 0; i < costs.size(); ++i) {
+    missed += costs[i].missed;
+    if (program_stats && i < std::size(kTracepoints)) {
+      report.programs.push_back({kTracepoints[i], costs[i].run_count, costs[i].run_time_ns});
+    }
+  }
+  if (missed > 0) {
+    report.notes.push_back(fmt::format(
+        "the kernel skipped {} sched events (another BPF program was running on that CPU): the "
+        "waits they would have ended or begun are in `other`",
+        missed));
+  }
+  if (const auto dropped = (*tracer)->dropped(); dropped.total() > 0) {
+    report.notes.push_back(fmt::format(
+        "the BPF programs dropped {} waits for lack of room ({} full CPUs' waiter slots, {} full "
+        "totals, {} CPUs past their capacity): that delay is in `other`",
+        dropped.total(), dropped.waiters, dropped.pairs, dropped.cpus));
+  }
+  return report;
+}
+
+Result<std::unique_ptr<DelayWatch>> DelayWatch::open() {
+  auto tracer = bpf::DelayTracer::open();
+  if (!tracer) return tracer.error();
+  return std::unique_ptr<DelayWatch>(new DelayWatch(std::move(*tracer)));
+}
+
+Result<DelayReport> DelayWatch::update(const Snapshot& snapshot) {
+  std::vector<int> fresh;
+  RunDelays now;
+  std::vector<const Vm*> vms;
+  for (const auto& vm : snapshot.vms) {
+    if (vm.pid == 0) continue;
+    vms.push_back(&vm);
+    for (const VmThread* vcpu : vm.vcpus()) {
+      if (!vcpu->facts.run_delay_ns) continue;
+      now.emplace_back(vcpu->tid, *vcpu->facts.run_delay_ns);
+      const bool known = std::any_of(baselines_.begin(), baselines_.end(),
+                                     [&](const auto& entry) { return entry.first == vcpu->tid; });
+      if (!known) {
+        fresh.push_back(vcpu->tid);
+        baselines_.emplace_back(vcpu->tid, *vcpu->facts.run_delay_ns);
+      }
+    }
+  }
+  if (auto watched = tracer_->watch(fresh, {}); !watched) return watched.error();
+  if (!attached_) {
+    if (auto attached = tracer_->attach(); !attached) return attached.error();
+    attached_ = true;
+    started_ = std::chrono::steady_clock::now();
+  }
+  auto pairs = tracer_->read();
+  if (!pairs) return pairs.error();
+  return attribute_delay(snapshot, vms, *pairs, baselines_, now,
+                         std::chrono::steady_clock::now() - started_);
+}
+
+}  // namespace vcpumap

@@ -1,0 +1,103 @@
+// Who delayed each vCPU over a window: the kernel's split of every vCPU's run delay among the
+// tasks that ran where it waited (sources/bpf/delay_tracer.h), classified by what each task is
+// to the VMs of a snapshot, and checked against the schedstat run_delay delta.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "collect/snapshot.h"
+#include "sources/bpf/delay_tracer.h"
+
+namespace vcpumap {
+
+// What a vCPU waited behind.
+enum class CulpritKind { vcpu, emulator, iothread, host, kernel, other };
+// "vcpu", "emulator", "iothread", "host", "kernel" or "other".
+std::string_view to_string(CulpritKind kind);
+
+struct Culprit {
+  CulpritKind kind = CulpritKind::other;
+  std::uint64_t ns = 0;
+  std::string vm;        // vcpu, emulator, iothread: the VM's display name
+  int pid = 0;           // the VM's pid, or the host/kernel process's
+  int vcpu = -1;         // vcpu
+  int tid = 0;           // emulator: the thread
+  std::string iothread;  // iothread: QEMU's id
+  std::string comm;      // host, kernel: the comm seen running
+  std::string why;       // other: what it holds
+};
+
+struct VcpuDelay {
+  int vcpu = -1;
+  int tid = 0;
+  // The schedstat run_delay delta over the window; nullopt without CONFIG_SCHED_INFO or when the
+  // thread was not read at both ends (it exited).
+  std::optional<std::uint64_t> run_delay_ns;
+  std::uint64_t attributed_ns = 0;  // what the kernel split among culprits (other excluded)
+  std::vector<Culprit> behind;      // largest first; `other` holds the unattributed remainder
+  // Set when the split and the delta differ by more than 5%: what the difference is.
+  std::string mismatch;
+};
+
+struct VmDelay {
+  std::string name;
+  int pid = 0;
+  std::string uuid;
+  std::vector<VcpuDelay> vcpus;
+};
+
+// What one of the BPF programs cost over the window (BPF_ENABLE_STATS), when asked.
+struct ProgramCost {
+  std::string program;  // the tracepoint it runs on
+  std::uint64_t runs = 0;
+  std::uint64_t run_time_ns = 0;
+};
+
+struct DelayReport {
+  std::uint64_t duration_ns = 0;
+  std::string source;  // "bpf"
+  std::vector<VmDelay> vms;
+  std::vector<std::string> notes;     // e.g. what the programs dropped
+  std::vector<ProgramCost> programs;  // with program_stats only
+};
+
+// Run delay of each thread by tid, as the thread-facts source read it.
+using RunDelays = std::vector<std::pair<int, std::uint64_t>>;
+
+// Classifies `pairs` against `snapshot` into one VcpuDelay per vCPU of `vms`, each checked
+// against its run delay delta (`after` - `before`).
+DelayReport attribute_delay(const Snapshot& snapshot, const std::vector<const Vm*>& vms,
+                            const std::vector<bpf::DelayPair>& pairs, const RunDelays& before,
+                            const RunDelays& after, std::chrono::nanoseconds duration);
+
+// Watches the vCPUs of the VMs named in `specs` (every VM when empty) for `duration` through
+// `source` and gives who delayed each. With `program_stats`, the kernel also counts what each
+// BPF program cost meanwhile (BPF_ENABLE_STATS, held for the window only).
+Result<DelayReport> measure_delay(const SnapshotOptions& options, ThreadSource& source,
+                                  const std::vector<std::string>& specs,
+                                  std::chrono::nanoseconds duration, bool program_stats = false);
+
+// The delay split kept running, for an exporter: the vCPUs of each snapshot are watched from the
+// first snapshot that has them (their schedstat run delay then is where their window starts).
+class DelayWatch {
+ public:
+  // Loads the programs; the error says in one line why BPF can't split delay here.
+  static Result<std::unique_ptr<DelayWatch>> open();
+  // Watches `snapshot`'s vCPUs not watched yet and gives each vCPU's split since it was first
+  // watched: one map read, whatever the switch rate.
+  Result<DelayReport> update(const Snapshot& snapshot);
+
+ private:
+  explicit DelayWatch(std::unique_ptr<bpf::DelayTracer> tracer) : tracer_(std::move(tracer)) {}
+  std::unique_ptr<bpf::DelayTracer> tracer_;
+  bool attached_ = false;
+  RunDelays baselines_;  // by tid: the run delay when first watched
+  std::chrono::steady_clock::time_point started_;
+};
+
+}  // namespace vcpumap

@@ -1,0 +1,169 @@
+// Who delayed each vCPU: tp_btf programs on sched_switch, sched_wakeup, sched_wakeup_new and
+// sched_migrate_task split every watched vCPU's run delay among the tasks that ran on the CPU
+// where it waited, for the time each ran, and add it up here in `pairs`, so that user space reads
+// one map per interval whatever the switch rate.
+//
+// A vCPU starts waiting when it is woken, or when it is switched out still runnable (preempted);
+// it stops when it is switched in. A vCPU moved while it waits starts over on its new CPU. The
+// waiters of a CPU sit in cpus[cpu]; its events run under that CPU's runqueue lock, except a
+// migration of a queued task, which holds the source's lock only: slots are claimed with a
+// compare-and-swap, so two CPUs never take the same one.
+#include <linux/bpf.h>
+#include <stdbool.h>
+
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+
+#include "delay_records.h"
+#include "kernel_types.bpf.h"
+#include "task_cpu.bpf.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, VCPUMAP_DELAY_MAX_WATCHED);
+  __type(key, __s32);    // tid
+  __type(value, __u32);  // VCPUMAP_WATCH_*
+} watched SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_ARRAY);
+  __uint(max_entries, VCPUMAP_DELAY_MAX_CPUS);
+  __type(key, __u32);
+  __type(value, struct vcpumap_delay_cpu);
+} cpus SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, VCPUMAP_DELAY_MAX_PAIRS);
+  __type(key, struct vcpumap_delay_key);
+  __type(value, struct vcpumap_delay_value);
+} pairs SEC(".maps");
+
+struct vcpumap_delay_state state = {};
+
+static __always_inline int is_watched_vcpu(struct task_struct* task) {
+  __s32 tid = task->pid;
+  __u32* role = bpf_map_lookup_elem(&watched, &tid);
+  return role && *role == VCPUMAP_WATCH_VCPU;
+}
+
+static __always_inline struct vcpumap_delay_cpu* cpu_state(__u32 cpu) {
+  struct vcpumap_delay_cpu* found = bpf_map_lookup_elem(&cpus, &cpu);
+  if (!found) __sync_fetch_and_add(&state.cpus_dropped, 1);
+  return found;
+}
+
+// `tid` waits on this CPU from `now`, unless it already waits here (then since when it did).
+static __always_inline void add_waiter(struct vcpumap_delay_cpu* here, __s32 tid, __u64 now) {
+  for (int i = 0; i < VCPUMAP_DELAY_WAITERS_PER_CPU; i++) {
+    if (here->waiters[i].tid == tid) return;
+  }
+  for (int i = 0; i < VCPUMAP_DELAY_WAITERS_PER_CPU; i++) {
+    if (__sync_val_compare_and_swap(&here->waiters[i].tid, 0, tid) == 0) {
+      here->waiters[i].since = now;
+      return;
+    }
+  }
+  __sync_fetch_and_add(&state.waiters_dropped, 1);
+}
+
+// `tid` no longer waits on this CPU.
+static __always_inline void remove_waiter(struct vcpumap_delay_cpu* here, __s32 tid) {
+  for (int i = 0; i < VCPUMAP_DELAY_WAITERS_PER_CPU; i++) {
+    if (here->waiters[i].tid == tid) {
+      here->waiters[i].since = 0;  // first: charge() skips a slot whose start is unknown
+      here->waiters[i].tid = 0;
+    }
+  }
+}
+
+static __always_inline void add_pair(__s32 waiter, struct task_struct* culprit, __u64 ns) {
+  struct vcpumap_delay_key key = {.waiter_tid = waiter};
+  key.culprit_tgid = culprit->tgid;
+  key.culprit_tid = culprit->pid;
+  struct vcpumap_delay_value* value = bpf_map_lookup_elem(&pairs, &key);
+  if (value) {
+    __sync_fetch_and_add(&value->ns, ns);
+    return;
+  }
+  struct vcpumap_delay_value fresh = {.ns = ns};
+  fresh.culprit_flags = culprit->flags;
+  bpf_probe_read_kernel(fresh.culprit_comm, sizeof(fresh.culprit_comm), culprit->comm);
+  if (bpf_map_update_elem(&pairs, &key, &fresh, BPF_NOEXIST) == 0) return;
+  value = bpf_map_lookup_elem(&pairs, &key);  // another CPU added it meanwhile
+  if (value) {
+    __sync_fetch_and_add(&value->ns, ns);
+  } else {
+    __sync_fetch_and_add(&state.pairs_dropped, 1);
+  }
+}
+
+// `ran` ran on this CPU from here->last_switch to `now`: every waiter here waited behind it.
+static __always_inline void charge(struct vcpumap_delay_cpu* here, struct task_struct* ran,
+                                   __u64 now) {
+  for (int i = 0; i < VCPUMAP_DELAY_WAITERS_PER_CPU; i++) {
+    __s32 tid = here->waiters[i].tid;
+    __u64 start = here->waiters[i].since;
+    if (tid == 0 || start == 0) continue;
+    if (here->last_switch > start) start = here->last_switch;
+    if (now > start) add_pair(tid, ran, now - start);
+  }
+}
+
+SEC("tp_btf/sched_switch")
+int BPF_PROG(delay_switch, bool preempt, struct task_struct* prev, struct task_struct* next,
+             unsigned int prev_state) {
+  struct vcpumap_delay_cpu* here = cpu_state(bpf_get_smp_processor_id());
+  if (!here) return 0;
+  __u64 now = bpf_ktime_get_ns();
+  const int prev_watched = is_watched_vcpu(prev);
+  // A vCPU that ran does not wait: a slot still holding it means its switch-in was missed (the
+  // kernel skips a program that would recurse), and it must not wait behind itself.
+  if (prev_watched) remove_waiter(here, prev->pid);
+  charge(here, prev, now);
+  if (is_watched_vcpu(next)) remove_waiter(here, next->pid);
+  // prev_state is TASK_RUNNING (0) when prev was preempted and stays on this runqueue.
+  if (prev_watched && prev_state == 0) add_waiter(here, prev->pid, now);
+  here->last_switch = now;
+  return 0;
+}
+
+// A wakeup of a task already running changes nothing; one already queued keeps its start.
+static __always_inline void woken(struct task_struct* task) {
+  if (!is_watched_vcpu(task) || task->on_cpu) return;
+  struct vcpumap_delay_cpu* there = cpu_state((__u32)vcpumap_task_cpu(task));
+  if (there) add_waiter(there, task->pid, bpf_ktime_get_ns());
+}
+
+SEC("tp_btf/sched_wakeup")
+int BPF_PROG(delay_wakeup, struct task_struct* task) {
+  woken(task);
+  return 0;
+}
+
+SEC("tp_btf/sched_wakeup_new")
+int BPF_PROG(delay_wakeup_new, struct task_struct* task) {
+  woken(task);
+  return 0;
+}
+
+// Fired before the move (task_cpu() is still the old CPU). Only a waiter moves: a task migrated
+// while asleep (at its wakeup) is added by the wakeup that follows.
+SEC("tp_btf/sched_migrate_task")
+int BPF_PROG(delay_migrate, struct task_struct* task, int dest_cpu) {
+  if (!is_watched_vcpu(task)) return 0;
+  struct vcpumap_delay_cpu* from = cpu_state((__u32)vcpumap_task_cpu(task));
+  if (!from) return 0;
+  int waiting = 0;
+  for (int i = 0; i < VCPUMAP_DELAY_WAITERS_PER_CPU; i++) {
+    if (from->waiters[i].tid == task->pid) waiting = 1;
+  }
+  if (!waiting) return 0;
+  remove_waiter(from, task->pid);
+  struct vcpumap_delay_cpu* to = cpu_state((__u32)dest_cpu);
+  if (to) add_waiter(to, task->pid, bpf_ktime_get_ns());
+  return 0;
+}

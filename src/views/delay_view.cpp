@@ -1,0 +1,147 @@
+#include "views/delay_view.h"
+
+#include <fmt/format.h>
+
+#include "util/text.h"
+
+namespace vcpumap::views {
+namespace {
+
+// The culprits shown per vCPU in text; the rest are summed in one line (JSON has them all).
+constexpr std::size_t kTextCulprits = 5;
+
+nlohmann::json culprit_json(const Culprit& culprit) {
+  nlohmann::json out = {{"kind", to_string(culprit.kind)}, {"ns", culprit.ns}};
+  switch (culprit.kind) {
+    case CulpritKind::vcpu:
+      out["vm"] = culprit.vm;
+      out["pid"] = culprit.pid;
+      out["vcpu"] = culprit.vcpu;
+      break;
+    case CulpritKind::emulator:
+      out["vm"] = culprit.vm;
+      out["pid"] = culprit.pid;
+      out["tid"] = culprit.tid;
+      break;
+    case CulpritKind::iothread:
+      out["vm"] = culprit.vm;
+      out["pid"] = culprit.pid;
+      out["iothread"] = culprit.iothread;
+      break;
+    case CulpritKind::host:
+    case CulpritKind::kernel:
+      out["comm"] = culprit.comm;
+      out["pid"] = culprit.pid;
+      break;
+    case CulpritKind::other:
+      out["why"] = culprit.why;
+      break;
+  }
+  return out;
+}
+
+std::string culprit_text(const Culprit& culprit) {
+  switch (culprit.kind) {
+    case CulpritKind::vcpu:
+      return fmt::format("{} vCPU {}", culprit.vm, culprit.vcpu);
+    case CulpritKind::emulator:
+      return fmt::format("{} emulator thread {}", culprit.vm, culprit.tid);
+    case CulpritKind::iothread:
+      return fmt::format("{} iothread {}", culprit.vm, culprit.iothread);
+    case CulpritKind::host:
+    case CulpritKind::kernel:
+      return fmt::format("{} (pid {})", printable(culprit.comm), culprit.pid);
+    case CulpritKind::other:
+      return culprit.why;
+  }
+  return {};
+}
+
+}  // namespace
+
+nlohmann::json delay_json(const DelayReport& report) {
+  nlohmann::json vms = nlohmann::json::array();
+  for (const auto& vm : report.vms) {
+    nlohmann::json vcpus = nlohmann::json::array();
+    for (const auto& vcpu : vm.vcpus) {
+      nlohmann::json behind = nlohmann::json::array();
+      for (const auto& culprit : vcpu.behind) behind.push_back(culprit_json(culprit));
+      vcpus.push_back({{"vcpu", vcpu.vcpu},
+                       {"tid", vcpu.tid},
+                       {"run_delay_ns", vcpu.run_delay_ns ? nlohmann::json(*vcpu.run_delay_ns)
+                                                          : nlohmann::json(nullptr)},
+                       {"attributed_ns", vcpu.attributed_ns},
+                       {"behind", behind},
+                       // SMT co-running is not measured yet: unknown, not "nothing".
+                       {"ran_beside", nullptr},
+                       {"mismatch", vcpu.mismatch.empty() ? nlohmann::json(nullptr)
+                                                          : nlohmann::json(vcpu.mismatch)}});
+    }
+    vms.push_back({{"name", vm.name}, {"pid", vm.pid}, {"vcpus", vcpus}});
+  }
+  nlohmann::json out = {{"duration_ns", report.duration_ns},
+                        {"source", report.source},
+                        {"vms", vms},
+                        {"notes", report.notes}};
+  if (!report.programs.empty()) {
+    nlohmann::json programs = nlohmann::json::array();
+    for (const auto& program : report.programs) {
+      programs.push_back({{"tracepoint", program.program},
+                          {"runs", program.runs},
+                          {"run_time_ns", program.run_time_ns},
+                          {"ns_per_run", program.runs ? nlohmann::json(double(program.run_time_ns) /
+                                                                       double(program.runs))
+                                                      : nlohmann::json(nullptr)}});
+    }
+    out["bpf_programs"] = programs;
+  }
+  return out;
+}
+
+std::string render_delay_text(const DelayReport& report) {
+  const double window = static_cast<double>(std::max<std::uint64_t>(report.duration_ns, 1));
+  std::string out =
+      fmt::format("run delay over {:.2f} s, and who each vCPU waited behind\n", window / 1e9);
+  for (const auto& vm : report.vms) {
+    out += fmt::format("\n{} (pid {})\n", printable(vm.name), vm.pid);
+    for (const auto& vcpu : vm.vcpus) {
+      if (!vcpu.run_delay_ns) {
+        out += fmt::format("  vCPU {:<3} tid {:<8} waited n/a (no schedstat run_delay)\n",
+                           vcpu.vcpu, vcpu.tid);
+        continue;
+      }
+      const std::uint64_t total = *vcpu.run_delay_ns;
+      out += fmt::format("  vCPU {:<3} tid {:<8} waited {:>9.1f} ms ({:.1f}% of the window)\n",
+                         vcpu.vcpu, vcpu.tid, total / 1e6, 100.0 * total / window);
+      const double whole =
+          static_cast<double>(std::max<std::uint64_t>(std::max(total, vcpu.attributed_ns), 1));
+      std::uint64_t rest = 0;
+      for (std::size_t i = 0; i < vcpu.behind.size(); ++i) {
+        const auto& culprit = vcpu.behind[i];
+        if (i >= kTextCulprits) {
+          rest += culprit.ns;
+          continue;
+        }
+        out += fmt::format("    {:>5.1f}%  {:<8} {}\n", 100.0 * culprit.ns / whole,
+                           to_string(culprit.kind), culprit_text(culprit));
+      }
+      if (rest > 0) {
+        out += fmt::format("    {:>5.1f}%  ({} more culprits)\n", 100.0 * rest / whole,
+                           vcpu.behind.size() - kTextCulprits);
+      }
+      if (!vcpu.mismatch.empty()) out += fmt::format("    note: {}\n", vcpu.mismatch);
+    }
+  }
+  if (report.vms.empty()) out += "\nno VM is running here\n";
+  for (const auto& note : report.notes) out += fmt::format("\nnote: {}\n", note);
+  if (!report.programs.empty()) out += "\nBPF programs over the window (BPF_ENABLE_STATS)\n";
+  for (const auto& program : report.programs) {
+    out += fmt::format(
+        "  {:<20} {:>10} runs  {}\n", program.program, program.runs,
+        program.runs ? fmt::format("{:.0f} ns per run", double(program.run_time_ns) / program.runs)
+                     : std::string("-"));
+  }
+  return out;
+}
+
+}  // namespace vcpumap::views

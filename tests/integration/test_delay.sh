@@ -1,0 +1,177 @@
+#!/usr/bin/env bash
+# `vcpumap delay`: who each vCPU waited behind, split in the kernel by BPF programs on the sched
+# tracepoints. A busy vCPU pinned to one CPU with a host process spinning there waits behind that
+# process, by name; two VMs' busy vCPUs pinned to one CPU wait behind each other; every split
+# adds up to the schedstat run_delay delta within 5%; serve exports the split (top 5 culprits per
+# vCPU plus other), and without BPF serves the rest and says why; with the procfs source, delay
+# says in one line what it needs.
+# Usage: bash tests/integration/test_delay.sh PATH/TO/vcpumap [PATH/TO/fake_guest]
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+find_fake_guest "${2:-}"
+
+# --- without BPF: one line, exit 1 ---------------------------------------------------------------
+run_vcpumap --no-libvirt --source procfs delay -d 1s
+assert_eq "--source procfs: delay exits 1" "1" "$STATUS"
+assert_eq "--source procfs: delay says it in one line" "1" "$(grep -c '' <<<"$ERR")"
+assert_contains "--source procfs: delay names what it needs" "$ERR" "delay needs BPF"
+assert_eq "--source procfs: delay prints nothing on stdout" "" "$OUT"
+run_vcpumap --no-libvirt delay -d 2x
+assert_eq "a bad duration is bad input" "2" "$STATUS"
+
+((EUID == 0)) || skip "delay needs root for BPF"
+run_vcpumap --no-libvirt delay -d 10ms nosuchvm-delay
+assert_eq "an unknown VM is bad input" "2" "$STATUS"
+[[ "$ERR" == *"needs BPF"* ]] && skip "BPF does not load here: $ERR"
+expect_vcpumap --no-libvirt --json doctor
+assert_eq "doctor: delay and record --exact use bpf here" "bpf bpf" \
+  "$(json_eval "$OUT" "d['commands']['delay'] + ' ' + d['commands']['record --exact']")"
+assert_eq "doctor: the event sources in record --exact's order" "bpf,perf" \
+  "$(json_eval "$OUT" "[s['name'] for s in d['event_sources']]")"
+expect_vcpumap --no-libvirt --source procfs --json doctor
+# record --exact then uses perf, or nothing when tracefs is not mounted: never bpf.
+assert_eq "doctor --source procfs: delay cannot run, record --exact does not use bpf" \
+  "none (it needs BPF)|False" \
+  "$(json_eval "$OUT" "d['commands']['delay'] + '|' + str(d['commands']['record --exact'] == 'bpf')")"
+
+# The contended CPU: the last one, so CPU 0 keeps the rest of the machine going. The machine is
+# shared, and the kernel groups each session's tasks (autogroup): the other sessions' tasks would
+# take a share of the test's CPU whatever its nice values. So the test's threads go into a cpu
+# cgroup of their own with the largest weight, for the few seconds it watches, and the cgroup is
+# removed on exit once they are stopped.
+CPU=$(($(nproc) - 1))
+CGROUP=/sys/fs/cgroup/cpu/vcpumap-test-delay-$$
+[[ -f /sys/fs/cgroup/cpu/cpu.shares ]] || skip "no cgroup v1 cpu controller at /sys/fs/cgroup/cpu"
+mkdir "$CGROUP" || fatal "cannot make cgroup $CGROUP"
+echo 262144 >"$CGROUP/cpu.shares" || fatal "cannot weigh cgroup $CGROUP"
+eval "lib_exit_hook() $(declare -f guests_exit_hook | tail -n +2)"
+guests_exit_hook() {  # runs after every process started here was stopped
+  rmdir "$CGROUP" 2>/dev/null || echo "cgroup $CGROUP was not removed" >&2
+  lib_exit_hook "$1"
+}
+SPINNER="$TEST_TMP/delay-spinner"
+printf '#!/bin/bash\nwhile :; do :; done\n' >"$SPINNER"
+chmod +x "$SPINNER"
+
+# vcpu_tid PID: the tid of the fake guest's vCPU 0.
+vcpu_tid() { thread_tid "$1" "CPU 0/KVM"; }
+contend() {  # contend TID: pins TID to $CPU, in the test's cgroup
+  taskset -pc "$CPU" "$1" >/dev/null || fatal "cannot pin thread $1 to CPU $CPU"
+  echo "$1" >"$CGROUP/tasks" || fatal "cannot move thread $1 into $CGROUP"
+}
+stop() {  # stop PID...: ends processes this test started, and waits for them
+  kill "$@"
+  wait "$@" 2>/dev/null
+}
+
+# check_sums JSON LABEL: every vCPU's split adds up to its schedstat delta within 5%, and the
+# culprits (with `other`) hold all of it.
+check_sums() {
+  local doc=$1 label=$2 row
+  while read -r row; do
+    [[ -n "$row" ]] || continue
+    assert_eq "$label: $row" "ok" "$(cut -d' ' -f1 <<<"$row")"
+  done < <(python3 -c '
+import json, sys
+d = json.loads(sys.argv[1])
+for vm in d["vms"]:
+    for c in vm["vcpus"]:
+        delay, split = c["run_delay_ns"], c["attributed_ns"]
+        total = sum(b["ns"] for b in c["behind"])
+        ok = delay is not None and delay > 0 and abs(split - delay) <= 0.05 * delay \
+            and total == max(delay, split)
+        print("ok" if ok else "bad", "%s vCPU %d: split %d ns of schedstat %s ns (culprits sum %d)"
+              % (vm["name"], c["vcpu"], split, delay, total))
+' "$doc")
+}
+
+# --- a host process spinning where the vCPU runs ------------------------------------------------
+start_fake spun -name "guest=itest-delay-spun,debug-threads=on" --threads 1 --busy
+SPUN_PID=$FAKE_PID
+SPUN_TID=$(vcpu_tid "$SPUN_PID") || fatal "no vCPU thread in fake guest $SPUN_PID"
+contend "$SPUN_TID"
+start_background_as delay-spinner "$SPINNER"
+SPINNER_PID=$BG_PID
+contend "$SPINNER_PID"
+expect_vcpumap --no-libvirt --json delay -d 3s itest-delay-spun
+json_valid "$OUT" || fatal "delay --json is not JSON: $OUT"
+SPUN=$OUT
+assert_eq "delay --json says source bpf" "bpf" "$(json_eval "$SPUN" "d['source']")"
+assert_eq "delay --json: the window is 3 s" "true" \
+  "$(json_eval "$SPUN" "2.9e9 < d['duration_ns'] < 3.5e9")"
+assert_eq "delay --json: one VM, its vCPU 0 by tid" "itest-delay-spun $SPUN_PID 0 $SPUN_TID" \
+  "$(json_eval "$SPUN" "' '.join(str(x) for x in (d['vms'][0]['name'], d['vms'][0]['pid'], d['vms'][0]['vcpus'][0]['vcpu'], d['vms'][0]['vcpus'][0]['tid']))")"
+SHARE=$(json_eval "$SPUN" "(lambda c: sum(b['ns'] for b in c['behind'] if b['kind'] == 'host' and b['comm'] == 'delay-spinner' and b['pid'] == $SPINNER_PID) / c['run_delay_ns'])(d['vms'][0]['vcpus'][0])")
+say "share of the vCPU's delay behind delay-spinner: $SHARE"
+assert_eq "at least 90% of the vCPU's delay is behind the spinning host process (got $SHARE)" \
+  "true" "$(python3 -c "print('true' if $SHARE >= 0.9 else 'false')")"
+check_sums "$SPUN" "spinner"
+stop "$SPINNER_PID" "$SPUN_PID"
+
+# The text: the culprit by name with its share, on one screen.
+start_fake spun2 -name "guest=itest-delay-text,debug-threads=on" --threads 1 --busy
+TEXT_PID=$FAKE_PID
+contend "$(vcpu_tid "$TEXT_PID")"
+start_background_as delay-spinner "$SPINNER"
+contend "$BG_PID"
+expect_vcpumap --no-libvirt delay -d 1s itest-delay-text
+assert_match "text: the vCPU's delay" "$OUT" "vCPU 0 +tid [0-9]+ +waited +[0-9.]+ ms"
+assert_match "text: the spinner first, by name, with its share" \
+  "$(grep -A1 '^  vCPU 0 ' <<<"$OUT" | sed -n 2p)" "^ +[0-9.]+%  host +delay-spinner \\(pid $BG_PID\\)"
+assert_true "text: one screen" test "$(grep -c '' <<<"$OUT")" -le 24
+stop "$BG_PID" "$TEXT_PID"
+
+# --- two VMs' vCPUs on one CPU -------------------------------------------------------------------
+start_fake left -name "guest=itest-delay-left,debug-threads=on" --threads 1 --busy
+LEFT_PID=$FAKE_PID
+start_fake right -name "guest=itest-delay-right,debug-threads=on" --threads 1 --busy
+RIGHT_PID=$FAKE_PID
+contend "$(vcpu_tid "$LEFT_PID")"
+contend "$(vcpu_tid "$RIGHT_PID")"
+expect_vcpumap --no-libvirt --json delay -d 3s itest-delay-left itest-delay-right
+TWO=$OUT
+assert_eq "two VMs: both are measured" "itest-delay-left,itest-delay-right" \
+  "$(json_eval "$TWO" "[v['name'] for v in d['vms']]")"
+for pair in "left right $RIGHT_PID" "right left $LEFT_PID"; do
+  read -r me other other_pid <<<"$pair"
+  assert_eq "two VMs: $me's vCPU 0 waits first behind $other's vCPU 0" \
+    "vcpu itest-delay-$other $other_pid 0" \
+    "$(json_eval "$TWO" "(lambda b: ' '.join(str(b.get(k)) for k in ('kind', 'vm', 'pid', 'vcpu')))(next(v for v in d['vms'] if v['name'] == 'itest-delay-$me')['vcpus'][0]['behind'][0])")"
+done
+check_sums "$TWO" "two VMs"
+
+# --- serve: the same split as a counter, top 5 culprits per vCPU plus other ----------------------
+# metrics URL: /metrics of an exporter started here, as plain text.
+metrics() { python3 -c 'import sys, urllib.request; print(urllib.request.urlopen(sys.argv[1], timeout=10).read().decode())' "$1"; }
+# start_exporter LOG ARGS...: `vcpumap serve` on a free loopback port; sets EXPORTER, EXPORTER_PID.
+start_exporter() {
+  local log=$1 i
+  shift
+  start_background "$VCPUMAP" --no-libvirt "$@" serve --listen 127.0.0.1:0 2>"$log"
+  EXPORTER_PID=$BG_PID
+  for ((i = 0; i < 200; i++)); do grep -q 'listening on' "$log" && break; sleep 0.05; done
+  EXPORTER=$(grep -o 'http://127.0.0.1:[0-9]*' "$log" | head -n1)
+  [[ -n "$EXPORTER" ]] || fatal "vcpumap serve did not start: $(<"$log")"
+}
+start_exporter "$TEST_TMP/serve.log"
+metrics "$EXPORTER/metrics" >/dev/null  # the first scrape starts the split
+# Bounded wait for the split to show the other VM's vCPU (it keeps counting while both spin).
+for ((i = 0; i < 50; i++)); do
+  SCRAPE=$(metrics "$EXPORTER/metrics")
+  grep -q 'vm="itest-delay-left",uuid="",vcpu="0",culprit_kind="vcpu",culprit="itest-delay-right:vcpu0"} [1-9]' <<<"$SCRAPE" && break
+  sleep 0.2
+done
+assert_match "serve: left's vCPU 0 waited behind right's vCPU 0, in seconds" "$SCRAPE" \
+  'vcpumap_vcpu_waited_behind_seconds_total\{vm="itest-delay-left",uuid="",vcpu="0",culprit_kind="vcpu",culprit="itest-delay-right:vcpu0"\} [0-9.e+-]+'
+SERIES=$(grep -c '^vcpumap_vcpu_waited_behind_seconds_total{vm="itest-delay-left",uuid="",vcpu="0",' <<<"$SCRAPE")
+assert_true "serve: at most 5 culprits plus other per vCPU (got $SERIES)" test "$SERIES" -le 6
+assert_contains "serve: other is one of them" "$SCRAPE" \
+  'vcpumap_vcpu_waited_behind_seconds_total{vm="itest-delay-left",uuid="",vcpu="0",culprit_kind="other",culprit="other"}'
+stop "$EXPORTER_PID"
+start_exporter "$TEST_TMP/serve-procfs.log" --source procfs
+SCRAPE=$(metrics "$EXPORTER/metrics")
+assert_contains "serve without BPF still serves" "$SCRAPE" "vcpumap_vcpu_run_delay_seconds_total"
+assert_not_contains "serve without BPF has no split" "$SCRAPE" "vcpumap_vcpu_waited_behind"
+assert_contains "serve without BPF says why" "$(<"$TEST_TMP/serve-procfs.log")" \
+  "vcpumap_vcpu_waited_behind_seconds_total is not served: it needs BPF"
+stop "$EXPORTER_PID"
+stop "$LEFT_PID" "$RIGHT_PID"
