@@ -7,8 +7,8 @@
 #include <cmath>
 #include <thread>
 
-#include "collect/sampling_loop.h"
 #include <fmt/format.h>
+#include "collect/sampling_loop.h"
 
 #include "record/session.h"
 #include "sources/bpf/event_ring.h"

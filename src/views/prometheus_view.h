@@ -34,8 +34,8 @@ struct Collectors {
   bool emulator = true;  // vcpumap_emulator_*: sums over each VM's emulator threads
   bool affinity = true;  // the *_affinity_info series (a cpus label per thread)
   bool vm = true;        // vcpumap_vm_*: per-VM sums over the vCPUs, and vCPUs off their pins
-  // Accepted, renders nothing yet: who ran while each vCPU waited needs the scheduler events
-  // source (DESIGN.md), which the exporter does not run.
+  // vcpumap_vcpu_waited_behind_seconds_total: who ran while each vCPU waited, split in the
+  // kernel by BPF (absent, with a note, where BPF can't run).
   bool waited_behind = true;
 };
 
