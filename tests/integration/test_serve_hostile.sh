@@ -151,7 +151,7 @@ wait "$EXPORTER_PID"
 # --- collectors: only the per-VM families --------------------------------------------------------
 
 start_exporter "$TEST_TMP/exporter-vm.log" --no-collector.vcpu --no-collector.iothread \
-  --no-collector.emulator
+  --no-collector.emulator --no-collector.waited_behind
 assert_eq "only the vm collector: no per-thread series, a vm_cpu_seconds per VM with vCPUs" "0 True" \
   "$(python3 - "$EXPORTER/metrics" <<'EOF'
 import sys, urllib.request
