@@ -254,7 +254,9 @@ libvirt_domains_setup() {
   export LIBVIRT_DEFAULT_URI=qemu:///system
   VIRSH=(virsh -c qemu:///system)
   OURS=("$@")
-  trap 'libvirt_domains_cleanup; guests_exit_hook $?' EXIT
+  # The domains first, then what guests.sh's own EXIT trap does (stop every process started here
+  # by PID, remove the temp dir, the verdict), with the script's exit status kept.
+  trap 'status=$?; libvirt_domains_cleanup; (exit $status); guests_on_exit' EXIT
   bash "$ENV_SCRIPT" start || fatal "libvirt did not start"
   for name in "${OURS[@]}"; do
     "${VIRSH[@]}" domstate "$name" >/dev/null 2>&1 && fatal "a domain named $name already exists; not touching it"

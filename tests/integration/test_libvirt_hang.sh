@@ -210,7 +210,7 @@ assert_eq "serve: after the events, scrapes still make no libvirt call" "$after_
 LIBVIRTD_PID=$(sed -n 's/^libvirtd_pid=//p' /run/vcpumap-test/libvirt-started 2>/dev/null)
 if [[ -n $OWN_LIBVIRTD && -n $LIBVIRTD_PID ]] && [[ $(cat "/proc/$LIBVIRTD_PID/comm" 2>/dev/null) == libvirtd ]]; then
   cont_libvirtd() { kill -CONT "$LIBVIRTD_PID" 2>/dev/null; }
-  trap 'cont_libvirtd; libvirt_domains_cleanup; guests_exit_hook $?' EXIT
+  trap 'status=$?; cont_libvirtd; libvirt_domains_cleanup; (exit $status); guests_on_exit' EXIT
   vcpus_of_name=$(grep -c "^vcpumap_vcpu_cpu_seconds_total{.*vm=\"$NAME\"" "$TEST_TMP/body")
   kill -STOP "$LIBVIRTD_PID"
   assert_true "SIGSTOP: vcpumap_libvirt_up 0 within 10 s" wait_metrics 10 "'vcpumap_libvirt_up 0' in text"
