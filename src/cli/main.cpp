@@ -34,7 +34,9 @@ int main(int argc, char** argv) {
          },
          "where threads' facts are read: auto (bpf where it works, else procfs), bpf, procfs")
       ->type_name("SOURCE")
-      ->check(CLI::IsMember({"auto", "bpf", "procfs"}));
+      ->check(CLI::IsMember({"auto", "bpf", "procfs"}))
+      // Given twice (a wrapper's and the user's), the last one counts, as for most tools.
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
   app.add_option("--libvirt-timeout", global.libvirt_timeout_s,
                  "seconds a libvirt call may go unanswered before vcpumap goes on from /proc "
                  "alone (default 2)")
