@@ -22,13 +22,9 @@ class Ticker {
       : start_(start), period_(period) {}
   // The next tick.
   SteadyClock::time_point next() const { return start_ + ticks_ * period_; }
-  // Moves to the first tick after `now`: a tick missed while sampling is skipped, not made up in
-  // a burst.
-  void advance(SteadyClock::time_point now = SteadyClock::now()) {
-    do {
-      ++ticks_;
-    } while (next() <= now);
-  }
+  // Moves to the next planned tick. A tick missed while sampling is made up at once (a
+  // recording keeps every planned sample); a view that would rather not burst calls tick_at.
+  void advance() { ++ticks_; }
   // From now on, one tick each `period`, the first one period from `from`.
   void set_period(SteadyClock::duration period, SteadyClock::time_point from);
   // The next tick is `when` (top's space key: now), then the period goes on from there.

@@ -135,7 +135,8 @@ Status run_top_screen(Sampler& sampler, TopSettings& settings, int iterations) {
       auto sample = sampler.sample();
       if (!sample) return sample.error();
       view.sample = *sample;
-      ticker.advance();
+      // The next screen one delay after this one, as top does: no burst after a slow sample.
+      ticker.tick_at(Clock::now() + period());
       view.draw();
       if (iterations > 0 && ++refreshes >= iterations) break;
       continue;
