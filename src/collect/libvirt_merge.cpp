@@ -40,14 +40,18 @@ std::string unavailable_note(const Error& error) {
 }
 
 // libvirt did not answer: its QEMU processes are still told apart by the status file libvirt
-// writes for each (pid included), so that nothing pins them behind libvirt's back.
-void mark_libvirt_processes(Snapshot& snapshot, const std::filesystem::path& root) {
+// writes for each (pid included), so that nothing pins them behind libvirt's back. Gives whether
+// there was any.
+bool mark_libvirt_processes(Snapshot& snapshot, const std::filesystem::path& root) {
+  bool any = false;
   for (auto& vm : snapshot.vms) {
     if (vm.pid <= 0 || vm.hypervisor != Hypervisor::qemu || vm.name.empty()) continue;
     if (auto status = libvirt::read_status_file(root, vm.name); status && status->pid == vm.pid) {
       vm.libvirt_unanswered = true;
+      any = true;
     }
   }
+  return any;
 }
 
 }  // namespace
@@ -62,11 +66,12 @@ void merge_libvirt(Snapshot& snapshot, const SnapshotOptions& options) {
     return listed;
   }();
   if (!domains) {
-    snapshot.notes.push_back(unavailable_note(domains.error()));
-    mark_libvirt_processes(snapshot, options.root);
-    if (domains.error().message.starts_with("libvirt (")) {
-      snapshot.libvirt_health = LibvirtHealth{false, std::nullopt, calls};
-    }
+    const bool unanswered = domains.error().message.starts_with("libvirt (");
+    const bool runs_vms = mark_libvirt_processes(snapshot, options.root);
+    // A host without libvirt (Firecracker, Proxmox) is told nothing each run; one whose libvirt
+    // runs VMs here but is away is told what the output lacks.
+    if (unanswered || runs_vms) snapshot.notes.push_back(unavailable_note(domains.error()));
+    if (unanswered) snapshot.libvirt_health = LibvirtHealth{false, std::nullopt, calls};
     return;
   }
   join_libvirt(snapshot, std::move(*domains));
