@@ -206,6 +206,35 @@ TEST(TaskReaderBatches, MoreThreadsThanTheArrayHolds) {
   EXPECT_EQ(records->size(), tgids.size() * (1 + kVcpus));
 }
 
+// The maps are sized to the host when the reader opens. A process that then grows past them is
+// still read whole: the programs are loaded again, larger, and the walk goes on.
+TEST(TaskReaderBatches, ProcessOutgrowingTheMapsIsReadWhole) {
+  if (::geteuid() != 0) GTEST_SKIP() << "loading BPF programs needs root";
+  auto reader = TaskReader::open(Walker::open_coded_iterator);
+  ASSERT_TRUE(reader) << reader.error().message;
+  const std::uint32_t capacity = (*reader)->map_capacity();
+  ASSERT_GE(capacity, 4096U);
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> waiting;
+  for (std::uint32_t i = 0; i < capacity; ++i) {
+    waiting.emplace_back([&stop] {
+      while (!stop.load()) stop.wait(false);
+    });
+  }
+  const int self = ::getpid();
+  const auto threads_now = testing::proc_thread_count(self);
+  auto records = (*reader)->read_threads(std::span<const int>(&self, 1));
+  auto processes = (*reader)->list_processes();
+  stop = true;
+  stop.notify_all();
+  for (auto& thread : waiting) thread.join();
+  ASSERT_TRUE(records) << records.error().message;
+  ASSERT_TRUE(processes) << processes.error().message;
+  EXPECT_GT(records->size(), capacity);
+  EXPECT_GE(records->size(), static_cast<std::size_t>(threads_now));
+  EXPECT_GT((*reader)->map_capacity(), capacity);
+}
+
 // Becomes nobody, keeping only CAP_BPF in the effective set when `keep_cap_bpf`; false on failure.
 bool become_nobody(bool keep_cap_bpf) {
   if (::prctl(PR_SET_KEEPCAPS, 1) != 0 || ::setgroups(0, nullptr) != 0 ||

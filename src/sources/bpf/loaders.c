@@ -7,9 +7,13 @@
 #include "sources/bpf/threads_seq.lskel.h"
 #include "sources/bpf/threads_syscall.lskel.h"
 
-int vcpumap_load_syscall_programs(struct vcpumap_syscall_programs* programs) {
+int vcpumap_load_syscall_programs(struct vcpumap_syscall_programs* programs, unsigned capacity) {
   struct threads_syscall* skeleton = threads_syscall__open();
   if (skeleton == NULL) return -ENOMEM;
+  // The loader program takes a map's max_entries from here where it is not 0.
+  skeleton->maps.tgids.max_entries = capacity;
+  skeleton->maps.threads.max_entries = capacity;
+  skeleton->maps.processes.max_entries = capacity;
   const int error = threads_syscall__load(skeleton);
   if (error != 0) {
     threads_syscall__destroy(skeleton);
@@ -30,9 +34,10 @@ void vcpumap_destroy_syscall_programs(struct vcpumap_syscall_programs* programs)
   programs->skeleton = NULL;
 }
 
-int vcpumap_load_seq_programs(struct vcpumap_seq_programs* programs) {
+int vcpumap_load_seq_programs(struct vcpumap_seq_programs* programs, unsigned capacity) {
   struct threads_seq* skeleton = threads_seq__open();
   if (skeleton == NULL) return -ENOMEM;
+  skeleton->maps.wanted.max_entries = capacity;
   const int error = threads_seq__load(skeleton);
   if (error != 0) {
     threads_seq__destroy(skeleton);

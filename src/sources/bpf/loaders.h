@@ -46,12 +46,14 @@ struct vcpumap_event_programs {
   void* skeleton;
 };
 
-// Loads the open-coded walker's programs into `programs`; 0, or a negative errno.
-int vcpumap_load_syscall_programs(struct vcpumap_syscall_programs* programs);
+// Loads the open-coded walker's programs into `programs`, each of its maps `capacity` entries
+// (at most VCPUMAP_MAX_*); 0, or a negative errno.
+int vcpumap_load_syscall_programs(struct vcpumap_syscall_programs* programs, unsigned capacity);
 // Unloads them (nothing if never loaded).
 void vcpumap_destroy_syscall_programs(struct vcpumap_syscall_programs* programs);
-// Loads the seq-file walker's programs into `programs`; 0, or a negative errno.
-int vcpumap_load_seq_programs(struct vcpumap_seq_programs* programs);
+// Loads the seq-file walker's programs into `programs`, its `wanted` map `capacity` entries (at
+// most VCPUMAP_MAX_TGIDS); 0, or a negative errno.
+int vcpumap_load_seq_programs(struct vcpumap_seq_programs* programs, unsigned capacity);
 // Unloads them (nothing if never loaded).
 void vcpumap_destroy_seq_programs(struct vcpumap_seq_programs* programs);
 

@@ -8,7 +8,9 @@
 // for a thread whose mask holds CPUs above (its popcount is short of nr_cpus_allowed).
 #define VCPUMAP_MASK_WORDS 4
 
-// Capacities of the maps (entries). Only the pages user space touches count in its RSS.
+// Largest capacities of the walkers' maps (entries). The loader sizes them to the host at load
+// time (task_reader.cpp): the kernel allocates and zeroes the whole of an array map at creation,
+// and 65536 entries of each cost 12 MB zeroed, the largest part of a one-shot command's time.
 #define VCPUMAP_MAX_TGIDS 65536
 #define VCPUMAP_MAX_THREADS 65536
 #define VCPUMAP_MAX_PROCESSES 65536

@@ -9,7 +9,9 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <charconv>
 #include <cstring>
+#include <fstream>
 #include <iterator>
 
 #include <bpf/bpf.h>
@@ -41,6 +43,24 @@ bool has_bpf_privileges() {
   return effective(CAP_SYS_ADMIN) || (effective(CAP_BPF) && effective(CAP_PERFMON));
 }
 
+// The entries of each walker map at first: room for every thread the host has now and a quarter
+// more, at least 4096. A host that outgrows it gets the programs loaded again, twice as large.
+static_assert(VCPUMAP_MAX_TGIDS == VCPUMAP_MAX_THREADS &&
+                  VCPUMAP_MAX_THREADS == VCPUMAP_MAX_PROCESSES,
+              "one capacity sizes all three maps");
+std::uint32_t initial_capacity() {
+  std::uint64_t threads = 0;  // /proc/loadavg's "running/total" field: the kernel's nr_threads
+  std::ifstream loadavg("/proc/loadavg");
+  std::string load1, load5, load15, tasks;
+  if (loadavg >> load1 >> load5 >> load15 >> tasks) {
+    if (const auto slash = tasks.find('/'); slash != std::string::npos) {
+      std::from_chars(tasks.data() + slash + 1, tasks.data() + tasks.size(), threads);
+    }
+  }
+  const std::uint64_t wanted = std::max<std::uint64_t>(4096, threads + threads / 4 + 1024);
+  return static_cast<std::uint32_t>(std::min<std::uint64_t>(wanted, VCPUMAP_MAX_THREADS));
+}
+
 Error load_error(Walker walker, int error) {
   return bpf_load_error(
       walker_name(walker), error,
@@ -59,6 +79,7 @@ class MappedArray {
 
   // Binds to array map `fd` of `max_entries` values of `value_size` bytes, mapping nothing yet.
   void bind(int fd, std::size_t value_size, std::size_t max_entries, int protection) {
+    unmap();
     fd_ = fd;
     protection_ = protection;
     // The kernel lays array elements out at round_up(value_size, 8) (kernel/bpf/arraymap.c).
@@ -205,10 +226,35 @@ struct TaskReader::Programs {
 
   vcpumap_syscall_programs syscall{};  // open-coded walker
   MappedArray tgids, threads, processes;
+  std::uint32_t capacity = 0;  // entries of each walker map as loaded
   vcpumap_seq_programs seq{};  // seq-file walker
   std::string bytes;           // the seq file's text, reused
   std::vector<int> wanted;     // what seq's `wanted` map holds, sorted
   RecordConverter converter;
+
+  // Loads the open-coded walker with maps of `entries` (again, if loaded); 0 or a negative errno.
+  int load_syscall(std::uint32_t entries) {
+    vcpumap_destroy_syscall_programs(&syscall);
+    syscall = {};
+    if (const int error = vcpumap_load_syscall_programs(&syscall, entries); error != 0)
+      return error;
+    capacity = entries;
+    tgids.bind(syscall.tgids, sizeof(std::uint64_t), entries, PROT_READ | PROT_WRITE);
+    threads.bind(syscall.threads, sizeof(vcpumap_task_record), entries, PROT_READ);
+    processes.bind(syscall.processes, sizeof(vcpumap_process_record), entries, PROT_READ);
+    return 0;
+  }
+
+  // Loads the open-coded walker again with maps twice as large, if they are not at their
+  // largest; whether it did. A failure leaves them as they were unloaded: the caller fails.
+  Result<bool> grow_syscall() {
+    if (capacity >= VCPUMAP_MAX_THREADS) return false;
+    const auto entries = std::min<std::uint32_t>(2 * capacity, VCPUMAP_MAX_THREADS);
+    if (const int error = load_syscall(entries); error != 0) {
+      return load_error(Walker::open_coded_iterator, -error);
+    }
+    return true;
+  }
 
   // Makes seq's `wanted` map hold exactly `tgids` (sorted, distinct), changing only what differs.
   Status sync_wanted(const std::vector<int>& tgids) {
@@ -243,19 +289,15 @@ TaskReader::~TaskReader() = default;
 
 Result<std::unique_ptr<TaskReader>> TaskReader::open(Walker walker) {
   auto programs = std::make_unique<Programs>();
+  const std::uint32_t capacity = initial_capacity();
   if (walker == Walker::open_coded_iterator) {
-    if (const int error = vcpumap_load_syscall_programs(&programs->syscall); error != 0) {
+    if (const int error = programs->load_syscall(capacity); error != 0) {
       return load_error(walker, -error);
     }
-    const auto& loaded = programs->syscall;
-    programs->tgids.bind(loaded.tgids, sizeof(std::uint64_t), VCPUMAP_MAX_TGIDS,
-                         PROT_READ | PROT_WRITE);
-    programs->threads.bind(loaded.threads, sizeof(vcpumap_task_record), VCPUMAP_MAX_THREADS,
-                           PROT_READ);
-    programs->processes.bind(loaded.processes, sizeof(vcpumap_process_record),
-                             VCPUMAP_MAX_PROCESSES, PROT_READ);
-  } else if (const int error = vcpumap_load_seq_programs(&programs->seq); error != 0) {
+  } else if (const int error = vcpumap_load_seq_programs(&programs->seq, capacity); error != 0) {
     return load_error(walker, -error);
+  } else {
+    programs->capacity = capacity;
   }
   return std::unique_ptr<TaskReader>(new TaskReader(walker, std::move(programs)));
 }
@@ -279,12 +321,11 @@ Status TaskReader::read_threads(std::span<const int> tgids, std::vector<TaskReco
 Status TaskReader::read_open_coded(std::span<const int> tgids, std::vector<TaskRecord>& threads,
                                    std::size_t& count) {
   Programs& p = *programs_;
-  auto* bss = p.syscall.state;
-  const int program = p.syscall.read_threads;
   // Batches of the tgid array's size; within one, a run stops before a process that does not fit
-  // in the thread array, and the next run starts from it.
-  for (std::size_t batch = 0; batch < tgids.size(); batch += VCPUMAP_MAX_TGIDS) {
-    const std::size_t batch_size = std::min<std::size_t>(VCPUMAP_MAX_TGIDS, tgids.size() - batch);
+  // in the thread array, and the next run starts from it. A process larger than the whole array
+  // gets the programs loaded again with larger maps, and the batch begins again from it.
+  for (std::size_t batch = 0; batch < tgids.size(); batch += p.capacity) {
+    const std::size_t batch_size = std::min<std::size_t>(p.capacity, tgids.size() - batch);
     auto* slots = p.tgids.first<std::uint64_t>(batch_size);
     if (slots == nullptr) return mmap_error();
     for (std::size_t i = 0; i < batch_size; ++i) {
@@ -292,10 +333,11 @@ Status TaskReader::read_open_coded(std::span<const int> tgids, std::vector<TaskR
     }
     std::uint32_t first = 0;
     while (first < batch_size) {
+      auto* bss = p.syscall.state;
       bss->first_tgid = first;
       bss->nr_tgids = static_cast<std::uint32_t>(batch_size) - first;
       LIBBPF_OPTS(bpf_test_run_opts, run);
-      if (bpf_prog_test_run_opts(program, &run) != 0) {
+      if (bpf_prog_test_run_opts(p.syscall.read_threads, &run) != 0) {
         return make_error(ExitCode::failure, "BPF open-coded: running the walk failed: {}",
                           std::strerror(errno));
       }
@@ -306,13 +348,21 @@ Status TaskReader::read_open_coded(std::span<const int> tgids, std::vector<TaskR
       for (std::uint32_t i = 0; i < bss->nr_records; ++i) {
         append(p.converter, records[i], has_sched_info, threads, count);
       }
-      if (bss->next_tgid == first) {
+      if (bss->next_tgid != first) {
+        first = bss->next_tgid;
+        continue;
+      }
+      const int too_large = tgids[batch + first];
+      auto grown = p.grow_syscall();
+      if (!grown) return grown.error();
+      if (!*grown) {
         return make_error(ExitCode::failure,
                           "BPF open-coded: process {} has more than {} threads; read it with "
                           "--source procfs",
-                          tgids[batch + first], VCPUMAP_MAX_THREADS);
+                          too_large, VCPUMAP_MAX_THREADS);
       }
-      first = bss->next_tgid;
+      // The tgid array is new and larger: this batch goes on from the process that did not fit.
+      return read_open_coded(tgids.subspan(batch + first), threads, count);
     }
   }
   return Ok{};
@@ -354,7 +404,7 @@ Status TaskReader::read_whole_system(std::span<const int> tgids, std::vector<Tas
   std::vector<int> asked(tgids.begin(), tgids.end());
   std::sort(asked.begin(), asked.end());
   asked.erase(std::unique(asked.begin(), asked.end()), asked.end());
-  if (asked.size() > VCPUMAP_MAX_TGIDS) return read_per_process(tgids, threads, count);
+  if (asked.size() > p.capacity) return read_per_process(tgids, threads, count);
   if (const Status status = p.sync_wanted(asked); !status) return status;
   auto link = attach_iterator(p.seq.emit_wanted_thread, 0);
   if (!link) return link.error();
@@ -363,6 +413,10 @@ Status TaskReader::read_whole_system(std::span<const int> tgids, std::vector<Tas
   }
   append_seq_records(p, asked, threads, count);
   return Ok{};
+}
+
+std::uint32_t TaskReader::map_capacity() const {
+  return programs_->capacity;
 }
 
 Result<std::vector<TaskRecord>> TaskReader::read_threads(std::span<const int> tgids) {
@@ -375,15 +429,20 @@ Result<std::vector<ProcessRecord>> TaskReader::list_processes() {
   Programs& p = *programs_;
   std::vector<ProcessRecord> processes;
   if (walker_ == Walker::open_coded_iterator) {
-    LIBBPF_OPTS(bpf_test_run_opts, run);
-    if (bpf_prog_test_run_opts(p.syscall.list_processes, &run) != 0) {
-      return make_error(ExitCode::failure, "BPF open-coded: listing processes failed: {}",
-                        std::strerror(errno));
-    }
-    if (p.syscall.state->processes_truncated != 0) {
-      return make_error(ExitCode::failure,
-                        "BPF open-coded: more than {} processes; list them with --source procfs",
-                        VCPUMAP_MAX_PROCESSES);
+    for (;;) {
+      LIBBPF_OPTS(bpf_test_run_opts, run);
+      if (bpf_prog_test_run_opts(p.syscall.list_processes, &run) != 0) {
+        return make_error(ExitCode::failure, "BPF open-coded: listing processes failed: {}",
+                          std::strerror(errno));
+      }
+      if (p.syscall.state->processes_truncated == 0) break;
+      auto grown = p.grow_syscall();  // the host has outgrown the maps: larger ones, from the top
+      if (!grown) return grown.error();
+      if (!*grown) {
+        return make_error(ExitCode::failure,
+                          "BPF open-coded: more than {} processes; list them with --source procfs",
+                          VCPUMAP_MAX_PROCESSES);
+      }
     }
     const auto* records =
         p.processes.first<const vcpumap_process_record>(p.syscall.state->nr_processes);

@@ -102,13 +102,18 @@ class TaskReader {
   // Every thread of each process in `tgids` (distinct) into `threads`, in no particular order
   // (cleared first; its elements' storage is reused). A process that is gone, or a tid that is
   // not a process', gives no records; a thread exiting mid-walk is normal. Open-coded: one
-  // BPF_PROG_TEST_RUN for up to 65,536 threads. Seq-file: see SeqFileScope. Not thread-safe.
+  // BPF_PROG_TEST_RUN for up to map_capacity() threads. Seq-file: see SeqFileScope. Not
+  // thread-safe.
   Status read_threads(std::span<const int> tgids, std::vector<TaskRecord>& threads);
   // read_threads into a new vector.
   Result<std::vector<TaskRecord>> read_threads(std::span<const int> tgids);
 
   // Every process on the host in one walk, so discovery picks VM candidates by comm.
   Result<std::vector<ProcessRecord>> list_processes();
+
+  // Entries of each walker map as loaded now: sized to the host's threads at open(), doubled
+  // (the programs loaded again) when a process or the process list outgrows them.
+  std::uint32_t map_capacity() const;
 
   // The kernel's count of a program's CPU time and runs; it counts only while someone holds
   // BPF_ENABLE_STATS (bpf_enable_stats(BPF_STATS_RUN_TIME)), else both stay 0.
