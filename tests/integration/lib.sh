@@ -156,21 +156,23 @@ json_valid() { python3 -c 'import json,sys; json.loads(sys.stdin.buffer.read())'
 # json_eval JSON PY_EXPR: evaluates PY_EXPR with `d` bound to the parsed JSON (and json, sys
 # imported) and prints the result: lists joined by ',', None as 'null', booleans as
 # true/false, anything else with str(). Prints nothing and fails when the expression raises.
+# The JSON goes through stdin: as an argument, a host with many VMs passes the kernel's 128 KiB
+# limit on one argument (E2BIG, "Argument list too long").
 json_eval() {
   python3 -c '
 import json, sys
-d = json.loads(sys.argv[1])
+d = json.loads(sys.stdin.buffer.read())
 def show(v):
     if v is None: return "null"
     if isinstance(v, bool): return "true" if v else "false"
     if isinstance(v, (list, tuple)): return ",".join(show(x) for x in v)
     return str(v)
 try:
-    print(show(eval(sys.argv[2])))
+    print(show(eval(sys.argv[1])))
 except Exception as e:
-    print(f"json_eval: {sys.argv[2]}: {e!r}", file=sys.stderr)
+    print(f"json_eval: {sys.argv[1]}: {e!r}", file=sys.stderr)
     sys.exit(1)
-' "$1" "$2"
+' "$2" <<<"$1"
 }
 
 # The helpers of a JSON document from `vcpumap list --json`: one VM by pid.
