@@ -7,7 +7,7 @@ set -euo pipefail
 build_packages=(
   g++ cmake make pkg-config
   libcli11-dev libfmt-dev nlohmann-json3-dev libhwloc-dev libvirt-dev libxml2-dev
-  libncurses-dev libmicrohttpd-dev libgnutls28-dev libyaml-dev libssl-dev zlib1g-dev libgtest-dev
+  libncurses-dev libmicrohttpd-dev libgnutls28-dev nettle-dev libyaml-dev zlib1g-dev libgtest-dev
   libbenchmark-dev libbpf-dev clang bpftool
 )
 test_packages=(

@@ -49,8 +49,8 @@ const char* version_name(int version) {
 }  // namespace
 
 std::string tls_priorities(int min_version, int max_version) {
-  const int low = min_version != 0 ? min_version : 0x0303;
-  const int high = max_version != 0 ? max_version : 0x0304;
+  const int low = min_version != 0 ? min_version : kTls12;
+  const int high = max_version != 0 ? max_version : kTls13;
   std::string text = "NORMAL:-VERS-ALL";
   for (int version = high; version >= low; --version) {
     if (const char* name = version_name(version)) text += fmt::format(":+{}", name);

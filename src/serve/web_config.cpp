@@ -1,9 +1,9 @@
 #include "serve/web_config.h"
 
 #include <crypt.h>
-#include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/ssl.h>
+#include <nettle/base64.h>
+#include <nettle/memops.h>
+#include <nettle/sha2.h>
 #include <yaml.h>
 
 #include <fstream>
@@ -82,10 +82,10 @@ Result<std::string> scalar_value(const yaml_node_t* node, std::string_view key) 
 }
 
 Result<int> tls_version(std::string_view name, std::string_view key) {
-  if (name == "TLS10") return TLS1_VERSION;
-  if (name == "TLS11") return TLS1_1_VERSION;
-  if (name == "TLS12") return TLS1_2_VERSION;
-  if (name == "TLS13") return TLS1_3_VERSION;
+  if (name == "TLS10") return kTls10;
+  if (name == "TLS11") return kTls11;
+  if (name == "TLS12") return kTls12;
+  if (name == "TLS13") return kTls13;
   return config_error(fmt::format("{}: '{}' is not one of TLS10, TLS11, TLS12, TLS13", key, name));
 }
 
@@ -144,15 +144,19 @@ Result<TlsConfig> parse_tls(YamlDocument& document, yaml_node_t* node,
   return tls;
 }
 
+// Nettle, which GnuTLS loads anyway: OpenSSL's libcrypto only for this cost every command 3,400
+// symbol bindings at start-up, a third of the dynamic loader's time.
 std::string sha256(std::string_view text) {
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int length = 0;
-  EVP_Digest(text.data(), text.size(), digest, &length, EVP_sha256(), nullptr);
-  return {reinterpret_cast<const char*>(digest), length};
+  sha256_ctx context;
+  sha256_init(&context);
+  sha256_update(&context, text.size(), reinterpret_cast<const std::uint8_t*>(text.data()));
+  std::string digest(SHA256_DIGEST_SIZE, '\0');
+  sha256_digest(&context, digest.size(), reinterpret_cast<std::uint8_t*>(digest.data()));
+  return digest;
 }
 
 bool equal_in_constant_time(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
+  return a.size() == b.size() && memeql_sec(a.data(), b.data(), a.size()) != 0;
 }
 
 // bcrypt through libxcrypt's crypt_rn: $2a$, $2b$ and $2y$ hashes, as Go's bcrypt reads them.
@@ -214,37 +218,20 @@ Result<WebConfig> load_web_config(const std::filesystem::path& file) {
 }
 
 std::optional<std::string> decode_base64(std::string_view text) {
-  std::string out;
-  unsigned buffer = 0;
-  int bits = 0;
-  std::size_t padding = 0;
-  for (const char c : text) {
-    int value;
-    if (c >= 'A' && c <= 'Z') {
-      value = c - 'A';
-    } else if (c >= 'a' && c <= 'z') {
-      value = c - 'a' + 26;
-    } else if (c >= '0' && c <= '9') {
-      value = c - '0' + 52;
-    } else if (c == '+') {
-      value = 62;
-    } else if (c == '/') {
-      value = 63;
-    } else if (c == '=') {
-      ++padding;
-      continue;
-    } else {
-      return std::nullopt;
-    }
-    if (padding > 0) return std::nullopt;  // data after '='
-    buffer = (buffer << 6) | static_cast<unsigned>(value);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out += static_cast<char>((buffer >> bits) & 0xFF);
-    }
+  // Whole groups of four, padded, as Go's base64.StdEncoding (exporter-toolkit) wants them.
+  if (text.size() % 4 != 0 || text.find_first_of(" \t\n\v\f\r") != std::string_view::npos) {
+    return std::nullopt;  // nettle skips white space; Go does not
   }
-  if (padding > 2 || (text.size() % 4 != 0 && padding > 0)) return std::nullopt;
+  std::string out(BASE64_DECODE_LENGTH(text.size()), '\0');
+  base64_decode_ctx context;
+  base64_decode_init(&context);
+  std::size_t length = out.size();
+  if (base64_decode_update(&context, &length, reinterpret_cast<std::uint8_t*>(out.data()),
+                           text.size(), text.data()) != 1 ||
+      base64_decode_final(&context) != 1) {
+    return std::nullopt;
+  }
+  out.resize(length);
   return out;
 }
 

@@ -27,13 +27,16 @@ namespace vcpumap::serve {
 
 enum class ClientAuth { none, verify_if_given, require_and_verify };
 
+// TLS protocol versions as the wire numbers them (TLS 1.0 is 3.1).
+inline constexpr int kTls10 = 0x0301, kTls11 = 0x0302, kTls12 = 0x0303, kTls13 = 0x0304;
+
 struct TlsConfig {
   std::filesystem::path cert_file;
   std::filesystem::path key_file;
   std::filesystem::path client_ca_file;
   ClientAuth client_auth = ClientAuth::none;
-  int min_version = 0;  // an OpenSSL protocol version (TLS1_2_VERSION...); 0: TLS 1.2
-  int max_version = 0;  // 0: the newest OpenSSL has
+  int min_version = 0;  // a protocol version (kTls12...); 0: TLS 1.2
+  int max_version = 0;  // 0: TLS 1.3
 };
 
 struct WebConfig {

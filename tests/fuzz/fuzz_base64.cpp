@@ -1,5 +1,5 @@
 // The base64 of an HTTP basic-auth header (serve::decode_base64), as any client sends it.
-#include <openssl/evp.h>
+#include <nettle/base64.h>
 
 #include "fuzz.h"
 #include "serve/web_config.h"
@@ -9,11 +9,9 @@ using namespace vcpumap;
 namespace {
 
 std::string encode_base64(std::string_view bytes) {
-  std::string out(4 * ((bytes.size() + 2) / 3) + 1, '\0');
-  const int length = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                                     reinterpret_cast<const unsigned char*>(bytes.data()),
-                                     static_cast<int>(bytes.size()));
-  out.resize(static_cast<std::size_t>(length));
+  std::string out(BASE64_ENCODE_RAW_LENGTH(bytes.size()), '\0');
+  base64_encode_raw(reinterpret_cast<char*>(out.data()), bytes.size(),
+                    reinterpret_cast<const std::uint8_t*>(bytes.data()));
   return out;
 }
 
@@ -25,12 +23,14 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (!bytes) return 0;
   // Bounds: 3 bytes for every 4 characters.
   FUZZ_CHECK(bytes->size() * 4 <= size * 3);
-  // Round trip: OpenSSL's encoding of the bytes decodes to them, and so does the input again.
+  // Round trip: nettle's encoding of the bytes decodes to them.
   const auto again = serve::decode_base64(encode_base64(*bytes));
   FUZZ_CHECK(again.has_value() && *again == *bytes);
-  // Padding ('=') may be left out, as some clients do.
+  // Padding ('=') may not be left out: Go's decoder (exporter-toolkit) refuses that too.
   auto unpadded = encode_base64(*bytes);
-  while (!unpadded.empty() && unpadded.back() == '=') unpadded.pop_back();
-  FUZZ_CHECK(serve::decode_base64(unpadded) == bytes);
+  if (!unpadded.empty() && unpadded.back() == '=') {
+    while (unpadded.back() == '=') unpadded.pop_back();
+    FUZZ_CHECK(!serve::decode_base64(unpadded).has_value());
+  }
   return 0;
 }

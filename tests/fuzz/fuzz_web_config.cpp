@@ -1,8 +1,6 @@
 // The exporter's --web.config.file, exporter-toolkit's YAML (serve::parse_web_config).
 #include <fmt/format.h>
 
-#include <openssl/ssl.h>
-
 #include "fuzz.h"
 #include "serve/web_config.h"
 
@@ -41,13 +39,13 @@ std::string yaml_quoted(std::string_view text) {
 
 std::string_view version_name(int version) {
   switch (version) {
-    case TLS1_VERSION:
+    case serve::kTls10:
       return "TLS10";
-    case TLS1_1_VERSION:
+    case serve::kTls11:
       return "TLS11";
-    case TLS1_2_VERSION:
+    case serve::kTls12:
       return "TLS12";
-    case TLS1_3_VERSION:
+    case serve::kTls13:
       return "TLS13";
   }
   return "";
