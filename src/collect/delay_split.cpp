@@ -5,32 +5,27 @@
 namespace vcpumap {
 
 void DelaySplitter::add_waiter(int cpu, int tid, std::uint64_t now) {
-  auto& waiters = cpus_[cpu].waiters;
-  const bool waiting = std::any_of(waiters.begin(), waiters.end(),
-                                   [tid](const Waiter& waiter) { return waiter.tid == tid; });
-  if (!waiting) waiters.push_back({tid, now});  // already queued: it keeps its start
-}
-
-bool DelaySplitter::remove_waiter(int cpu, int tid) {
-  auto& waiters = cpus_[cpu].waiters;
-  const auto before = waiters.size();
-  std::erase_if(waiters, [tid](const Waiter& waiter) { return waiter.tid == tid; });
-  return waiters.size() != before;
+  // Already queued there: it keeps its start. Queued elsewhere: it moved, and starts over.
+  const auto found = waits_.find(tid);
+  if (found != waits_.end() && found->second.cpu == cpu) return;
+  waits_[tid] = {cpu, now};
 }
 
 void DelaySplitter::on_switch(const SchedEvent& event) {
-  CpuState& here = cpus_[event.cpu];
   const std::uint64_t now = event.time_ns;
+  const auto last = last_switch_.find(event.cpu);
+  const std::uint64_t last_switch = last == last_switch_.end() ? 0 : last->second;
   const bool prev_vcpu = is_vcpu(event.prev_pid);
   // A vCPU that ran does not wait (its switch-in may have been lost), nor behind itself.
   if (prev_vcpu) {
-    remove_waiter(event.cpu, event.prev_pid);
+    waits_.erase(event.prev_pid);
     running_.erase(event.prev_pid);
   }
-  for (const Waiter& waiter : here.waiters) {
-    const std::uint64_t start = std::max(waiter.since, here.last_switch);
+  for (const auto& [tid, wait] : waits_) {
+    if (wait.cpu != event.cpu) continue;
+    const std::uint64_t start = std::max(wait.since, last_switch);
     if (now <= start) continue;
-    PairValue& value = pairs_[{waiter.tid, event.prev.tgid, event.prev_pid}];
+    PairValue& value = pairs_[{tid, event.prev.tgid, event.prev_pid}];
     if (value.ns == 0) {
       value.kernel_thread = event.prev.kernel_thread;
       value.comm = event.prev.comm;
@@ -38,11 +33,11 @@ void DelaySplitter::on_switch(const SchedEvent& event) {
     value.ns += now - start;
   }
   if (is_vcpu(event.next_pid)) {
-    remove_waiter(event.cpu, event.next_pid);
+    waits_.erase(event.next_pid);
     running_.insert(event.next_pid);
   }
   if (prev_vcpu && event.prev_state == 0) add_waiter(event.cpu, event.prev_pid, now);
-  here.last_switch = now;
+  last_switch_[event.cpu] = now;
 }
 
 void DelaySplitter::add(const SchedEvent& event) {
@@ -57,7 +52,7 @@ void DelaySplitter::add(const SchedEvent& event) {
       break;
     case SchedEvent::Kind::migrate:
       // Only a waiter moves; one moved asleep is added by the wakeup that follows.
-      if (is_vcpu(event.pid) && remove_waiter(event.orig_cpu, event.pid)) {
+      if (const auto wait = waits_.find(event.pid); wait != waits_.end()) {
         add_waiter(event.dest_cpu, event.pid, event.time_ns);
       }
       break;

@@ -29,13 +29,11 @@ class DelaySplitter {
   std::uint64_t lost() const { return lost_; }
 
  private:
-  struct Waiter {
-    int tid = 0;
+  // A vCPU waits on one CPU at a time: a wait a lost or unseen event left on another CPU ends
+  // when it runs anywhere, so it is never charged twice.
+  struct Wait {
+    int cpu = -1;
     std::uint64_t since = 0;
-  };
-  struct CpuState {
-    std::uint64_t last_switch = 0;  // 0 until the first switch seen here
-    std::vector<Waiter> waiters;
   };
   struct PairKey {
     int waiter = 0, tgid = 0, tid = 0;
@@ -49,12 +47,12 @@ class DelaySplitter {
 
   bool is_vcpu(int tid) const { return vcpus_.count(tid) != 0; }
   void add_waiter(int cpu, int tid, std::uint64_t now);
-  bool remove_waiter(int cpu, int tid);
   void on_switch(const SchedEvent& event);
 
   std::set<int> vcpus_;
-  std::set<int> running_;  // watched vCPUs on a CPU now
-  std::map<int, CpuState> cpus_;
+  std::set<int> running_;                     // watched vCPUs on a CPU now
+  std::map<int, Wait> waits_;                 // by vCPU tid
+  std::map<int, std::uint64_t> last_switch_;  // by CPU: the last switch seen there
   std::map<PairKey, PairValue> pairs_;
   std::uint64_t lost_ = 0;
 };

@@ -424,7 +424,9 @@ SampleBlock decode_samples(ByteReader& in) {
 Peer get_peer(ByteReader& in) {
   Peer peer;
   peer.tid = static_cast<int>(static_cast<std::uint32_t>(in.varint()));
-  peer.tgid = static_cast<int>(peer.tid + in.signed_varint());
+  // In unsigned arithmetic: a damaged delta wraps instead of overflowing.
+  peer.tgid = static_cast<int>(static_cast<std::uint32_t>(
+      static_cast<std::uint64_t>(peer.tid) + static_cast<std::uint64_t>(in.signed_varint())));
   const std::uint8_t flags = in.byte();
   if (flags > 1) in.fail();
   peer.kernel_thread = flags & 1;

@@ -70,14 +70,18 @@ int BPF_PROG(event_switch, bool preempt, struct task_struct* prev, struct task_s
   __u32 cpu = bpf_get_smp_processor_id() & (VCPUMAP_DELAY_MAX_CPUS - 1);
   const int prev_watched = watched(prev);
   if (!prev_watched && !watched(next) && !armed[cpu]) return 0;
-  // prev_state 0: preempted, still runnable here; the idle task runs only with nothing queued.
-  if (prev_watched && prev_state == 0) arm(cpu);
+  // A task preempted is still runnable, whatever state it was setting (the raw prev_state of
+  // tp_btf is not the tracepoint's, which reports a preempted task as running): 0 then, as for
+  // one switched out while TASK_RUNNING.
+  const __s64 state = preempt ? 0 : prev_state;
+  // Runnable, it waits here; the idle task runs only with nothing queued.
+  if (prev_watched && state == 0) arm(cpu);
   if (next->pid == 0) armed[cpu] = 0;
   struct vcpumap_sched_event* event = reserve(VCPUMAP_EVENT_SWITCH);
   if (!event) return 0;
   event->prev_pid = prev->pid;
   event->next_pid = next->pid;
-  event->prev_state = prev_state;
+  event->prev_state = state;
   fill_task(&event->prev, prev);
   fill_task(&event->next, next);
   bpf_ringbuf_submit(event, 0);
