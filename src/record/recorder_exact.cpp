@@ -30,8 +30,9 @@ Peer peer_of(int tid, const SchedTaskInfo& info) {
 }
 
 // CPUs where a recorded thread may wait: every switch there is kept (the tasks it waited behind)
-// until the CPU goes idle, which it does only with nothing runnable. The BPF engine filters by
-// the same rule in the kernel; the perf engine delivers every switch and this picks.
+// until the CPU goes idle, which it does only with nothing runnable, or runs a recorded thread. The
+// BPF engine filters by the same rule in the kernel; the perf engine delivers every switch and this
+// picks.
 class ArmedCpus {
  public:
   void arm(int cpu) {
@@ -74,7 +75,6 @@ void keep_vm_events(const Session& session, const std::vector<SchedEvent>& raw,
           event.state = switch_state(in.prev_state);
           event.peer = peer_of(in.next_pid, in.next);
           pending.push_back(event);
-          if (event.state == 'R') armed.arm(in.cpu);
         }
         if (next != nullptr) {
           event.kind = EventKind::switch_in;
@@ -87,7 +87,10 @@ void keep_vm_events(const Session& session, const std::vector<SchedEvent>& raw,
           event.peer = peer_of(in.next_pid, in.next);
           pending.push_back(event);
         }
-        if (in.next_pid == 0) armed.disarm(in.cpu);
+        // As the BPF programs do: disarmed by idle or a recorded thread running, armed again by
+        // one preempted.
+        if (in.next_pid == 0 || next != nullptr) armed.disarm(in.cpu);
+        if (prev != nullptr && switch_state(in.prev_state) == 'R') armed.arm(in.cpu);
         break;
       }
       case SchedEvent::Kind::migrate:

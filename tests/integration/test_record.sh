@@ -64,6 +64,21 @@ record_with_flips() {
   taskset -pc 0 "$FLIP_TID" >/dev/null
 }
 
+# kill_when_read PID FILE FIELD MIN: kills recorder PID with -9 once its FILE holds at least MIN
+# samples or events (FIELD) in complete blocks, however slow this machine (an ASan build under
+# load wrote 1 sample in the 2.5 s a fixed sleep gave it); 30 s at most.
+kill_when_read() {
+  local pid=$1 file=$2 field=$3 min=$4 i count
+  for ((i = 0; i < 60; i++)); do
+    sleep 0.5
+    count=$("$VCPUMAP" --json report "$file" 2>/dev/null |
+      python3 -c "import json,sys; print(json.load(sys.stdin)['$field'])" 2>/dev/null)
+    [[ "${count:-0}" -ge "$min" ]] && break
+  done
+  kill -KILL "$pid"
+  wait "$pid" 2>/dev/null
+}
+
 # check_report FILE MODE: the report's JSON against what this script did.
 check_report() {
   local file=$1 mode=$2 json
@@ -159,15 +174,7 @@ else
   # A recorder killed with -9 leaves a readable version-2 file, culprits and all.
   start_background "$VCPUMAP" --no-libvirt record --exact -o "$TEST_TMP/killed-exact.rec" -d 60 \
     "${VMS[@]}" 2>"$TEST_TMP/killed-exact.err"
-  KILLED=$BG_PID
-  for ((i = 0; i < 60; i++)); do
-    sleep 0.5
-    events=$("$VCPUMAP" --json report "$TEST_TMP/killed-exact.rec" 2>/dev/null |
-      python3 -c 'import json,sys; print(json.load(sys.stdin)["events"])' 2>/dev/null)
-    [[ "${events:-0}" -ge 100 ]] && break
-  done
-  kill -KILL "$KILLED"
-  wait "$KILLED" 2>/dev/null
+  kill_when_read "$BG_PID" "$TEST_TMP/killed-exact.rec" events 100
   expect_vcpumap --json report "$TEST_TMP/killed-exact.rec"
   assert_contains "killed exact recording: says it was cut short" "$ERR" "cut short"
   assert_eq "killed exact recording: the report says it is incomplete" "false" \
@@ -183,17 +190,7 @@ fi
 
 # --- a recording killed with -9 --------------------------------------------------------------
 start_background "$VCPUMAP" --no-libvirt record -o "$TEST_TMP/killed.rec" -d 60 "${VMS[@]}" 2>"$TEST_TMP/killed.err"
-KILLED=$BG_PID
-# Killed once its file holds at least 10 samples in complete blocks, however slow this machine
-# (an ASan build under load wrote 1 sample in the 2.5 s a fixed sleep gave it).
-for ((i = 0; i < 60; i++)); do
-  sleep 0.5
-  samples=$("$VCPUMAP" --json report "$TEST_TMP/killed.rec" 2>/dev/null |
-    python3 -c 'import json,sys; print(json.load(sys.stdin)["samples"])' 2>/dev/null)
-  [[ "${samples:-0}" -ge 10 ]] && break
-done
-kill -KILL "$KILLED"
-wait "$KILLED" 2>/dev/null
+kill_when_read "$BG_PID" "$TEST_TMP/killed.rec" samples 10
 expect_vcpumap --json report "$TEST_TMP/killed.rec"
 assert_contains "killed recording: says it was cut short" "$ERR" "cut short"
 assert_true "killed recording: samples were read" test "$(json_eval "$OUT" 'd["samples"]')" -ge 10

@@ -31,7 +31,9 @@ struct vcpumap_events_state state = {};
 
 // armed[cpu]: a watched thread may be waiting there (woken onto it, preempted on it, moved to
 // it), so every switch there is kept: the tasks it waited behind. Cleared when the CPU goes
-// idle, which it does only with nothing runnable. A wrong "armed" costs events, never facts.
+// idle, which it does only with nothing runnable, or runs a watched thread: a second vCPU still
+// waiting there then has the switches until the next watched one unseen, and that stretch is
+// charged to the task its wait ends behind (the sum stays right). Armed costs events, not facts.
 __u8 armed[VCPUMAP_DELAY_MAX_CPUS] = {};
 
 static __always_inline void arm(__u32 cpu) {
@@ -75,8 +77,10 @@ int BPF_PROG(event_switch, bool preempt, struct task_struct* prev, struct task_s
   // one switched out while TASK_RUNNING.
   const __s64 state = preempt ? 0 : prev_state;
   // Runnable, it waits here; the idle task runs only with nothing queued.
+  // Disarmed when the CPU goes idle, or runs a watched thread (whose switch-out comes anyway):
+  // a busy CPU does not stay armed for good. Armed again by a watched thread preempted here.
+  if (next->pid == 0 || watched(next)) armed[cpu] = 0;
   if (prev_watched && state == 0) arm(cpu);
-  if (next->pid == 0) armed[cpu] = 0;
   struct vcpumap_sched_event* event = reserve(VCPUMAP_EVENT_SWITCH);
   if (!event) return 0;
   event->prev_pid = prev->pid;
