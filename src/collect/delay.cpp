@@ -16,37 +16,34 @@ namespace {
 // waits that straddle the window's ends count in one and not the other.
 constexpr double kTolerance = 0.05;
 
-// What a thread of some VM is, by tid.
-struct KnownThread {
-  const Vm* vm = nullptr;
-  const VmThread* thread = nullptr;
-};
-
-std::map<int, KnownThread> index_threads(const Snapshot& snapshot) {
-  std::map<int, KnownThread> known;
+KnownThreads index_threads(const Snapshot& snapshot) {
+  KnownThreads known;
   for (const auto& vm : snapshot.vms) {
-    for (const auto& thread : vm.threads) known[thread.tid] = {&vm, &thread};
+    for (const auto& thread : vm.threads) {
+      known[thread.tid] = {vm.display_name(), vm.pid,     thread.role,
+                           thread.vcpu,       thread.tid, thread.iothread};
+    }
   }
   return known;
 }
 
-Culprit classify(const bpf::DelayPair& pair, const std::map<int, KnownThread>& known) {
+Culprit classify(const bpf::DelayPair& pair, const KnownThreads& known) {
   Culprit culprit;
   culprit.ns = pair.ns;
   const auto found = known.find(pair.culprit_tid);
-  if (found != known.end() && found->second.thread->role != ThreadRole::vhost) {
-    const auto& [vm, thread] = found->second;
-    culprit.vm = vm->display_name();
-    culprit.pid = vm->pid;
-    if (thread->role == ThreadRole::vcpu) {
+  if (found != known.end() && found->second.role != ThreadRole::vhost) {
+    const KnownThread& thread = found->second;
+    culprit.vm = thread.vm;
+    culprit.pid = thread.vm_pid;
+    if (thread.role == ThreadRole::vcpu) {
       culprit.kind = CulpritKind::vcpu;
-      culprit.vcpu = thread->vcpu;
-    } else if (thread->role == ThreadRole::iothread) {
+      culprit.vcpu = thread.vcpu;
+    } else if (thread.role == ThreadRole::iothread) {
       culprit.kind = CulpritKind::iothread;
-      culprit.iothread = thread->iothread;
+      culprit.iothread = thread.iothread;
     } else {
       culprit.kind = CulpritKind::emulator;
-      culprit.tid = thread->tid;
+      culprit.tid = thread.tid;
     }
     return culprit;
   }
@@ -80,16 +77,17 @@ std::string format_ms(std::uint64_t ns) {
   return fmt::format("{:.1f} ms", ns / 1e6);
 }
 
-VcpuDelay split_one(const VmThread& vcpu, const std::vector<bpf::DelayPair>& pairs,
-                    const std::map<int, KnownThread>& known, const RunDelays& before,
-                    const RunDelays& after) {
+}  // namespace
+
+VcpuDelay split_vcpu_delay(int vcpu, int tid, const std::vector<bpf::DelayPair>& pairs,
+                           const KnownThreads& known, std::optional<std::uint64_t> run_delay_ns) {
   VcpuDelay out;
-  out.vcpu = vcpu.vcpu;
-  out.tid = vcpu.tid;
-  out.run_delay_ns = delta(before, after, vcpu.tid);
+  out.vcpu = vcpu;
+  out.tid = tid;
+  out.run_delay_ns = run_delay_ns;
   std::vector<Culprit> merged;
   for (const auto& pair : pairs) {
-    if (pair.waiter_tid != vcpu.tid) continue;
+    if (pair.waiter_tid != tid) continue;
     auto culprit = classify(pair, known);
     out.attributed_ns += culprit.ns;
     const auto same = std::find_if(merged.begin(), merged.end(), [&](const Culprit& c) {
@@ -125,8 +123,6 @@ VcpuDelay split_one(const VmThread& vcpu, const std::vector<bpf::DelayPair>& pai
   return out;
 }
 
-}  // namespace
-
 std::string_view to_string(CulpritKind kind) {
   switch (kind) {
     case CulpritKind::vcpu:
@@ -155,7 +151,8 @@ DelayReport attribute_delay(const Snapshot& snapshot, const std::vector<const Vm
   for (const Vm* vm : vms) {
     VmDelay out{vm->display_name(), vm->pid, vm->uuid, {}};
     for (const VmThread* vcpu : vm->vcpus()) {
-      out.vcpus.push_back(split_one(*vcpu, pairs, known, before, after));
+      out.vcpus.push_back(
+          split_vcpu_delay(vcpu->vcpu, vcpu->tid, pairs, known, delta(before, after, vcpu->tid)));
     }
     report.vms.push_back(std::move(out));
   }

@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -68,6 +69,24 @@ struct DelayReport {
 
 // Run delay of each thread by tid, as the thread-facts source read it.
 using RunDelays = std::vector<std::pair<int, std::uint64_t>>;
+
+// A thread of some VM, as a culprit is classified against it.
+struct KnownThread {
+  std::string vm;  // the VM's display name
+  int vm_pid = 0;
+  ThreadRole role = ThreadRole::emulator_other;
+  int vcpu = -1;
+  int tid = 0;
+  std::string iothread;
+};
+// The VMs' threads by tid.
+using KnownThreads = std::map<int, KnownThread>;
+
+// One vCPU's (waiter, culprit) pairs classified against `known` and merged, largest first, with
+// the remainder of `run_delay_ns` (the schedstat delta, when known) as `other` and a mismatch
+// noted past 5%: the split `delay` and `report` both give.
+VcpuDelay split_vcpu_delay(int vcpu, int tid, const std::vector<bpf::DelayPair>& pairs,
+                           const KnownThreads& known, std::optional<std::uint64_t> run_delay_ns);
 
 // Classifies `pairs` against `snapshot` into one VcpuDelay per vCPU of `vms`, each checked
 // against its run delay delta (`after` - `before`).

@@ -3,7 +3,9 @@
 #include <algorithm>
 #include <unordered_map>
 
+#include "collect/delay_split.h"
 #include "record/file.h"
+#include "record/replay.h"
 
 namespace vcpumap::record {
 
@@ -221,6 +223,7 @@ struct Analyzer::State {
       report.lost_by_cpu[event.cpu] += event.lost;
       return;
     }
+    if (event.kind == EventKind::cpu_switch) return;  // only the culprit split reads it
     auto it = threads.find(event.key);
     if (it == threads.end()) return;
     ThreadState& t = it->second;
@@ -266,6 +269,7 @@ struct Analyzer::State {
         t.event_stay_since = event.time_ns;
         break;
       case EventKind::lost:
+      case EventKind::cpu_switch:
         break;
     }
   }
@@ -333,6 +337,7 @@ Report Analyzer::finish() {
       r.on_cpu_ns = t.sampled_on_cpu;
       if (t.delay_known) r.run_delay_ns = t.sampled_delay;
     }
+    if (t.delay_known) r.schedstat_delay_ns = t.sampled_delay;
     if (exact) {
       s.end_stay(t, s.duration);
       r.migration_events = t.event_migrations;
@@ -378,6 +383,38 @@ Report Analyzer::finish() {
   return std::move(s.report);
 }
 
+Status split_delays(const std::filesystem::path& path, Report& report) {
+  auto replay = ReplaySource::open(path);
+  if (!replay) return replay.error();
+  DelaySplitter splitter;
+  std::size_t watched = 0;
+  std::vector<SchedEvent> events;
+  while (!(*replay)->done()) {
+    events.clear();
+    (*replay)->drain(events);  // one block: a thread is known before its first event
+    const auto& threads = (*replay)->threads();
+    for (; watched < threads.size(); ++watched) {
+      if (threads[watched].role == ThreadRole::vcpu) splitter.watch_vcpu(threads[watched].tid);
+    }
+    for (const SchedEvent& event : events) splitter.add(event);
+  }
+  KnownThreads known;
+  for (const ThreadIdentity& thread : (*replay)->threads()) {
+    const VmIdentity* vm = (*replay)->vm(thread.vm_key);
+    if (vm == nullptr) continue;
+    const std::string name = vm->name.empty() ? "pid " + std::to_string(vm->pid) : vm->name;
+    known[thread.tid] = {name, vm->pid, thread.role, thread.vcpu, thread.tid, thread.iothread};
+  }
+  const auto pairs = splitter.pairs();
+  for (VmReport& vm : report.vms) {
+    for (ThreadReport& vcpu : vm.vcpus) {
+      vcpu.delay = split_vcpu_delay(vcpu.vcpu, vcpu.tid, pairs, known, vcpu.schedstat_delay_ns);
+    }
+  }
+  report.has_delay_split = true;
+  return Ok{};
+}
+
 Result<Report> analyze_file(const std::filesystem::path& path, const AnalysisOptions& options) {
   auto first = RecordingReader::open(path);
   if (!first) return first.error();
@@ -403,6 +440,9 @@ Result<Report> analyze_file(const std::filesystem::path& path, const AnalysisOpt
   while (auto block = second->next()) analyzer.add(*block);
   Report report = analyzer.finish();
   report.problem = second->problem();
+  if (host->mode == Mode::exact && second->version() >= 2) {
+    if (auto split = split_delays(path, report); !split) return split.error();
+  }
   return report;
 }
 

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "collect/delay.h"
 #include "record/recording.h"
 #include "util/result.h"
 
@@ -48,6 +49,11 @@ struct ThreadReport {
   std::uint64_t longest_stay_ns = 0;
   int longest_stay_cpu = -1;
   std::optional<std::uint64_t> run_delay_ns;  // none: the kernel gave no schedstat
+  // The schedstat run_delay delta between the first and last samples (exact mode's run_delay_ns
+  // comes from the events): what the culprit split is checked against.
+  std::optional<std::uint64_t> schedstat_delay_ns;
+  // vCPUs of an exact recording of version 2: who it waited behind, as `vcpumap delay` splits it.
+  std::optional<VcpuDelay> delay;
 
   // Share of its CPU time spent on each CPU (by CPU number); by share of samples when it had no
   // CPU time at all.
@@ -88,6 +94,8 @@ struct Report {
   std::vector<int> cpus;   // host CPUs: the lanes, by index
   std::vector<VmReport> vms;
   Timeline timeline;
+  // True when each vCPU's `delay` holds its culprit split (exact recordings of version 2).
+  bool has_delay_split = false;
   // A vCPU thread's key -> (index into vms, index into its vcpus).
   std::map<std::uint32_t, std::pair<int, int>> vcpu_of_key;
 };
@@ -115,8 +123,13 @@ class Analyzer {
   std::unique_ptr<State> state_;
 };
 
-// Reads a recording file twice (once for its span, once to analyse) and gives its report. A file
-// cut short or damaged gives the report of what was readable, with Report::problem set.
+// Splits each vCPU's run delay of an exact recording by culprit (ThreadReport::delay), from the
+// file's events replayed through the same splitter a live event stream would feed.
+Status split_delays(const std::filesystem::path& path, Report& report);
+
+// Reads a recording file twice (once for its span, once to analyse; a third time for the culprit
+// split of an exact recording) and gives its report. A file cut short or damaged gives the
+// report of what was readable, with Report::problem set.
 Result<Report> analyze_file(const std::filesystem::path& path, const AnalysisOptions& options);
 
 }  // namespace vcpumap::record

@@ -65,14 +65,25 @@ Result<RecordingReader> RecordingReader::from_stream(std::unique_ptr<std::istrea
   std::string header(kFileHeaderSize, '\0');
   reader.in_->read(header.data(), static_cast<std::streamsize>(header.size()));
   header.resize(static_cast<std::size_t>(reader.in_->gcount()));
-  if (auto status = check_file_header(header); !status) {
-    return make_error(status.error().exit_code, "{}: {}", reader.path_, status.error().message);
+  auto version = check_file_header(header);
+  if (!version) {
+    return make_error(version.error().exit_code, "{}: {}", reader.path_, version.error().message);
   }
+  reader.version_ = *version;
   reader.valid_bytes_ = kFileHeaderSize;
   return reader;
 }
 
 std::optional<Block> RecordingReader::next() {
+  bool skipped = false;
+  for (;;) {
+    auto block = read_block(skipped);
+    if (block || !skipped) return block;
+    skipped = false;
+  }
+}
+
+std::optional<Block> RecordingReader::read_block(bool& skipped) {
   if (done_) return std::nullopt;
   const std::uint64_t offset = valid_bytes_;
   auto stop = [&](std::string why) -> std::optional<Block> {
@@ -124,7 +135,14 @@ std::optional<Block> RecordingReader::next() {
   if (crc != block_crc(type, payload)) {
     return stop(fmt::format("damaged block at byte {} (CRC mismatch): stopped there", offset));
   }
-  auto block = decode_payload(type, payload);
+  if (!known_block_type(type)) {
+    // A newer writer's block, whole and with a right CRC: not damage, and nothing here reads it.
+    valid_bytes_ += kBlockOverhead + length;
+    ++skipped_blocks_;
+    skipped = true;
+    return std::nullopt;
+  }
+  auto block = decode_payload(type, payload, version_);
   if (!block) {
     return stop(
         fmt::format("damaged block at byte {} ({}): stopped there", offset, block.error().message));

@@ -64,14 +64,22 @@ class RecordingReader {
   std::uint64_t valid_bytes() const { return valid_bytes_; }
   // The file's size.
   std::uint64_t file_size() const { return file_size_; }
+  // The file's format version (1 or 2).
+  std::uint32_t version() const { return version_; }
+  // Whole blocks of types this vcpumap does not know (a newer writer's), skipped.
+  std::uint64_t skipped_blocks() const { return skipped_blocks_; }
 
  private:
   RecordingReader() = default;
+  // The next block; nullopt with `skipped` set after a block of an unknown type.
+  std::optional<Block> read_block(bool& skipped);
   std::unique_ptr<std::istream> in_;
   std::string path_;
   std::string problem_;
   std::uint64_t valid_bytes_ = 0;
   std::uint64_t file_size_ = 0;
+  std::uint64_t skipped_blocks_ = 0;
+  std::uint32_t version_ = kFormatVersion;
   bool done_ = false;
   bool saw_end_ = false;
 };

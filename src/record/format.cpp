@@ -2,6 +2,7 @@
 
 #include <zlib.h>
 
+#include <algorithm>
 #include <array>
 #include <cstring>
 #include <unordered_map>
@@ -17,8 +18,18 @@ std::uint8_t state_code(char state) {
   return pos == std::string_view::npos ? 0 : static_cast<std::uint8_t>(pos);
 }
 
-char state_char(std::uint8_t code) {
+// A state code past the letters is a newer writer's or damage: the read fails.
+char state_char(std::uint8_t code, ByteReader& in) {
+  if (code >= kStates.size()) in.fail();
   return code < kStates.size() ? kStates[code] : '?';
+}
+
+// Reads an enum stored as a byte, failing the read when it is past `last`.
+template <typename Enum>
+Enum checked_enum(ByteReader& in, std::uint8_t last) {
+  const std::uint8_t raw = in.byte();
+  if (raw > last) in.fail();
+  return static_cast<Enum>(raw > last ? 0 : raw);
 }
 
 void put_u32(std::string& out, std::uint32_t value) {
@@ -82,6 +93,16 @@ std::uint8_t ByteReader::byte() {
   return static_cast<std::uint8_t>(bytes_[pos_++]);
 }
 
+std::string_view ByteReader::take(std::uint64_t size) {
+  if (!ok_ || size > bytes_.size() - pos_) {
+    ok_ = false;
+    return {};
+  }
+  const auto taken = bytes_.substr(pos_, size);
+  pos_ += size;
+  return taken;
+}
+
 std::string ByteReader::string() {
   const std::uint64_t size = varint();
   if (!ok_ || size > bytes_.size() - pos_) {
@@ -93,24 +114,29 @@ std::string ByteReader::string() {
   return text;
 }
 
-std::string encode_file_header() {
+bool known_block_type(std::uint8_t type) {
+  return type >= static_cast<std::uint8_t>(BlockType::host) &&
+         type <= static_cast<std::uint8_t>(BlockType::end);
+}
+
+std::string encode_file_header(std::uint32_t version) {
   std::string out(kMagic);
-  put_u32(out, kFormatVersion);
+  put_u32(out, version);
   return out;
 }
 
-Status check_file_header(std::string_view header) {
+Result<std::uint32_t> check_file_header(std::string_view header) {
   if (header.size() < kFileHeaderSize || header.substr(0, kMagic.size()) != kMagic) {
     return make_error(ExitCode::bad_input, "not a vcpumap recording (no VCPUMAPR header)");
   }
   const std::uint32_t version = get_u32(header.substr(kMagic.size()));
-  if (version != kFormatVersion) {
+  if (version < kOldestFormatVersion || version > kFormatVersion) {
     return make_error(ExitCode::bad_input,
-                      "recording format version {}, but this vcpumap reads version {}: {}", version,
-                      kFormatVersion,
+                      "recording format version {}, but this vcpumap reads versions {} to {}: {}",
+                      version, kOldestFormatVersion, kFormatVersion,
                       version > kFormatVersion ? "use a newer vcpumap" : "use an older vcpumap");
   }
-  return Ok{};
+  return version;
 }
 
 std::uint32_t block_crc(std::uint8_t type, std::string_view payload) {
@@ -218,31 +244,70 @@ std::string encode_payload(const SampleBlock& block) {
   return out;
 }
 
-std::string encode_payload(const EventBlock& block) {
+namespace {
+
+void put_peer(std::string& out, const Peer& peer) {
+  put_varint(out, static_cast<std::uint32_t>(peer.tid));
+  put_signed(out, std::int64_t{peer.tgid} - peer.tid);  // 0 for a process's main thread
+  out.push_back(peer.kernel_thread ? 1 : 0);
+  put_string(out, peer.comm);
+  put_varint(out, peer.cgroup);
+}
+
+// The fields of an event after its kind, time and CPU.
+void put_event_body(std::string& out, const Event& event, std::uint32_t version) {
+  switch (event.kind) {
+    case EventKind::lost:
+      put_varint(out, event.lost);
+      break;
+    case EventKind::migrate:
+      put_varint(out, event.key);
+      put_signed(out, event.orig_cpu);
+      break;
+    case EventKind::switch_out:
+      put_varint(out, event.key);
+      out.push_back(event.state);
+      if (version >= 2) put_peer(out, event.peer);
+      break;
+    case EventKind::switch_in:
+      put_varint(out, event.key);
+      if (version >= 2) put_peer(out, event.peer);
+      break;
+    case EventKind::wakeup:
+      put_varint(out, event.key);
+      break;
+    case EventKind::cpu_switch:
+      put_peer(out, event.peer);
+      break;
+  }
+}
+
+}  // namespace
+
+std::string encode_payload(const EventBlock& block, std::uint32_t version) {
   std::string out;
+  std::string body;
   std::uint64_t last_time = 0;
-  put_varint(out, block.events.size());
+  const auto kept = [version](const Event& event) {
+    return version >= 2 || event.kind != EventKind::cpu_switch;  // version 1 has no such kind
+  };
+  put_varint(out, static_cast<std::uint64_t>(
+                      std::count_if(block.events.begin(), block.events.end(), kept)));
   for (const Event& event : block.events) {
+    if (!kept(event)) continue;
     out.push_back(static_cast<char>(event.kind));
     put_signed(out, static_cast<std::int64_t>(event.time_ns - last_time));
     last_time = event.time_ns;
     put_signed(out, event.cpu);
-    switch (event.kind) {
-      case EventKind::lost:
-        put_varint(out, event.lost);
-        break;
-      case EventKind::migrate:
-        put_varint(out, event.key);
-        put_signed(out, event.orig_cpu);
-        break;
-      case EventKind::switch_out:
-        put_varint(out, event.key);
-        out.push_back(event.state);
-        break;
-      default:
-        put_varint(out, event.key);
-        break;
+    if (version < 2) {
+      put_event_body(out, event, version);
+      continue;
     }
+    // Version 2 gives each event's length, so a reader skips a kind it does not know and the
+    // fields a newer writer adds at the end.
+    body.clear();
+    put_event_body(body, event, version);
+    put_string(out, body);
   }
   return out;
 }
@@ -264,7 +329,7 @@ HostBlock decode_host(ByteReader& in) {
   block.tool_version = in.string();
   block.hostname = in.string();
   block.kernel = in.string();
-  block.mode = in.byte() == 1 ? Mode::exact : Mode::sampled;
+  block.mode = checked_enum<Mode>(in, static_cast<std::uint8_t>(Mode::exact));
   block.interval_ns = in.varint();
   block.start_wall_ns = in.signed_varint();
   const std::uint64_t cpus = in.varint();
@@ -306,7 +371,7 @@ IdentityBlock decode_identity(ByteReader& in) {
     vm.pid = static_cast<int>(in.varint());
     vm.name = in.string();
     vm.uuid = in.string();
-    vm.hypervisor = static_cast<Hypervisor>(in.byte());
+    vm.hypervisor = checked_enum<Hypervisor>(in, static_cast<std::uint8_t>(Hypervisor::crosvm));
     block.vms.push_back(std::move(vm));
   }
   const std::uint64_t threads = in.varint();
@@ -316,7 +381,7 @@ IdentityBlock decode_identity(ByteReader& in) {
     thread.vm_key = static_cast<std::uint32_t>(in.varint());
     thread.tid = static_cast<int>(in.varint());
     thread.name = in.string();
-    thread.role = static_cast<ThreadRole>(in.byte());
+    thread.role = checked_enum<ThreadRole>(in, static_cast<std::uint8_t>(ThreadRole::vhost));
     thread.vcpu = static_cast<int>(in.signed_varint());
     thread.iothread = in.string();
     thread.start_time_ticks = in.varint();
@@ -344,7 +409,7 @@ SampleBlock decode_samples(ByteReader& in) {
       thread.key = static_cast<std::uint32_t>(key);
       thread.cpu = static_cast<int>(in.signed_varint());
       const std::uint8_t packed = in.byte();
-      thread.state = state_char(packed >> 3);
+      thread.state = state_char(packed >> 3, in);
       Previous& before = previous[thread.key];
       if (packed & 1) thread.cpu_time_ns = before.cpu_time += in.signed_varint();
       if (packed & 2) thread.run_delay_ns = before.run_delay += in.signed_varint();
@@ -356,33 +421,83 @@ SampleBlock decode_samples(ByteReader& in) {
   return block;
 }
 
-EventBlock decode_events(ByteReader& in) {
+Peer get_peer(ByteReader& in) {
+  Peer peer;
+  peer.tid = static_cast<int>(static_cast<std::uint32_t>(in.varint()));
+  // In unsigned arithmetic: a damaged delta wraps instead of overflowing.
+  peer.tgid = static_cast<int>(static_cast<std::uint32_t>(
+      static_cast<std::uint64_t>(peer.tid) + static_cast<std::uint64_t>(in.signed_varint())));
+  const std::uint8_t flags = in.byte();
+  if (flags > 1) in.fail();
+  peer.kernel_thread = flags & 1;
+  peer.comm = in.string();
+  peer.cgroup = in.varint();
+  return peer;
+}
+
+// The fields after kind, time and CPU; false for a kind this vcpumap does not know.
+bool get_event_body(ByteReader& in, Event& event, std::uint32_t version) {
+  switch (event.kind) {
+    case EventKind::lost:
+      event.lost = in.varint();
+      return true;
+    case EventKind::migrate:
+      event.key = static_cast<std::uint32_t>(in.varint());
+      event.orig_cpu = static_cast<int>(in.signed_varint());
+      return true;
+    case EventKind::switch_out:
+      event.key = static_cast<std::uint32_t>(in.varint());
+      event.state = static_cast<char>(in.byte());
+      if (kStates.find(event.state) == std::string_view::npos) in.fail();
+      break;
+    case EventKind::switch_in:
+      event.key = static_cast<std::uint32_t>(in.varint());
+      break;
+    case EventKind::wakeup:
+      event.key = static_cast<std::uint32_t>(in.varint());
+      return true;
+    case EventKind::cpu_switch:
+      if (version < 2) in.fail();
+      break;
+    default:
+      return false;
+  }
+  if (version >= 2) {
+    event.peer = get_peer(in);
+    event.has_peer = true;
+  }
+  return true;
+}
+
+EventBlock decode_events(ByteReader& in, std::uint32_t version) {
   EventBlock block;
   std::uint64_t time = 0;
   const std::uint64_t count = in.varint();
   for (std::uint64_t i = 0; i < count && in.ok(); ++i) {
     Event event;
-    event.kind = static_cast<EventKind>(in.byte());
+    const std::uint8_t kind = in.byte();
+    event.kind = static_cast<EventKind>(kind);
     time += static_cast<std::uint64_t>(in.signed_varint());
     event.time_ns = time;
     event.cpu = static_cast<int>(in.signed_varint());
-    switch (event.kind) {
-      case EventKind::lost:
-        event.lost = in.varint();
-        break;
-      case EventKind::migrate:
-        event.key = static_cast<std::uint32_t>(in.varint());
-        event.orig_cpu = static_cast<int>(in.signed_varint());
-        break;
-      case EventKind::switch_out:
-        event.key = static_cast<std::uint32_t>(in.varint());
-        event.state = static_cast<char>(in.byte());
-        break;
-      default:
-        event.key = static_cast<std::uint32_t>(in.varint());
-        break;
+    if (version < 2) {
+      // Version 1 has no lengths: a kind it never wrote is damage.
+      if (kind > static_cast<std::uint8_t>(EventKind::lost) || !get_event_body(in, event, 1)) {
+        in.fail();
+      }
+      block.events.push_back(event);
+      continue;
     }
-    block.events.push_back(event);
+    ByteReader body(in.take(in.varint()));
+    if (!in.ok()) break;
+    // Bytes past the fields known here are a newer writer's additions: skipped, like a kind
+    // this vcpumap does not know.
+    if (!get_event_body(body, event, version)) continue;
+    if (!body.ok()) {
+      in.fail();
+      break;
+    }
+    block.events.push_back(std::move(event));
   }
   return block;
 }
@@ -399,7 +514,7 @@ EndBlock decode_end(ByteReader& in) {
 
 }  // namespace
 
-Result<Block> decode_payload(std::uint8_t type, std::string_view payload) {
+Result<Block> decode_payload(std::uint8_t type, std::string_view payload, std::uint32_t version) {
   ByteReader in(payload);
   Block block;
   switch (static_cast<BlockType>(type)) {
@@ -413,7 +528,7 @@ Result<Block> decode_payload(std::uint8_t type, std::string_view payload) {
       block = decode_samples(in);
       break;
     case BlockType::events:
-      block = decode_events(in);
+      block = decode_events(in, version);
       break;
     case BlockType::end:
       block = decode_end(in);

@@ -14,7 +14,9 @@
 namespace vcpumap::record {
 
 inline constexpr std::string_view kMagic = "VCPUMAPR";  // 8 bytes
-inline constexpr std::uint32_t kFormatVersion = 1;
+// The version this vcpumap writes; it reads every version from kOldestFormatVersion.
+inline constexpr std::uint32_t kFormatVersion = 2;
+inline constexpr std::uint32_t kOldestFormatVersion = 1;
 inline constexpr std::size_t kFileHeaderSize = 12;  // magic + u32 version
 // Block frame: u32 payload length, u8 type, payload, u32 CRC32 of type and payload.
 inline constexpr std::size_t kBlockOverhead = 9;
@@ -22,6 +24,8 @@ inline constexpr std::size_t kBlockOverhead = 9;
 inline constexpr std::uint32_t kMaxBlockPayload = 64u << 20;
 
 enum class BlockType : std::uint8_t { host = 1, identity = 2, samples = 3, events = 4, end = 5 };
+// True for the block types this vcpumap decodes; a reader skips the others (a newer writer's).
+bool known_block_type(std::uint8_t type);
 
 // Appends unsigned LEB128 (7 bits a byte): small numbers take one byte.
 void put_varint(std::string& out, std::uint64_t value);
@@ -38,6 +42,8 @@ class ByteReader {
   std::int64_t signed_varint();
   std::uint8_t byte();
   std::string string();
+  // The next `size` bytes as they are (empty, and failed, when fewer are left).
+  std::string_view take(std::uint64_t size);
   bool ok() const { return ok_; }
   // Marks the payload malformed: a value read whole but out of range.
   void fail() { ok_ = false; }
@@ -49,10 +55,11 @@ class ByteReader {
   bool ok_ = true;
 };
 
-// The 12-byte file header.
-std::string encode_file_header();
-// Checks magic and version; the error says what the file is and what would read it.
-Status check_file_header(std::string_view header);
+// The 12-byte file header of `version` (tests write older versions).
+std::string encode_file_header(std::uint32_t version = kFormatVersion);
+// Checks magic and version and gives the version; the error says what the file is and what
+// would read it.
+Result<std::uint32_t> check_file_header(std::string_view header);
 
 // A whole framed block (length, type, payload, CRC) ready to append to the file.
 std::string frame_block(BlockType type, std::string_view payload);
@@ -63,11 +70,15 @@ std::uint32_t block_crc(std::uint8_t type, std::string_view payload);
 std::string encode_payload(const HostBlock& block);
 std::string encode_payload(const IdentityBlock& block);
 std::string encode_payload(const SampleBlock& block);
-std::string encode_payload(const EventBlock& block);
+// Events in `version`'s layout: version 1 has no peers and no cpu_switch events (they are left
+// out), version 2 frames each event with its length.
+std::string encode_payload(const EventBlock& block, std::uint32_t version = kFormatVersion);
 std::string encode_payload(const EndBlock& block);
 
-// Decodes a payload of a known type; an error when it is malformed (CRC was right: a bug or
-// a newer writer).
-Result<Block> decode_payload(std::uint8_t type, std::string_view payload);
+// Decodes a payload of a known type in a file of `version`; an error when it is malformed or an
+// enum holds a value this vcpumap does not know (CRC was right: a bug or a newer writer).
+// Version 2 events of an unknown kind are skipped by their length.
+Result<Block> decode_payload(std::uint8_t type, std::string_view payload,
+                             std::uint32_t version = kFormatVersion);
 
 }  // namespace vcpumap::record

@@ -25,9 +25,37 @@ char switch_state(std::int64_t prev_state) {
   return 'R';
 }
 
-// Turns kernel events into recorded events of the VMs' threads; the rest are dropped here.
+Peer peer_of(int tid, const SchedTaskInfo& info) {
+  return {tid, info.tgid, info.comm, info.cgroup, info.kernel_thread};
+}
+
+// CPUs where a recorded thread may wait: every switch there is kept (the tasks it waited behind)
+// until the CPU goes idle, which it does only with nothing runnable, or runs a recorded thread. The
+// BPF engine filters by the same rule in the kernel; the perf engine delivers every switch and this
+// picks.
+class ArmedCpus {
+ public:
+  void arm(int cpu) {
+    if (cpu < 0 || cpu >= kMaxCpu) return;
+    if (static_cast<std::size_t>(cpu) >= armed_.size()) armed_.resize(cpu + 1, false);
+    armed_[cpu] = true;
+  }
+  void disarm(int cpu) {
+    if (cpu >= 0 && static_cast<std::size_t>(cpu) < armed_.size()) armed_[cpu] = false;
+  }
+  bool armed(int cpu) const {
+    return cpu >= 0 && static_cast<std::size_t>(cpu) < armed_.size() && armed_[cpu];
+  }
+
+ private:
+  static constexpr int kMaxCpu = 1 << 16;
+  std::vector<bool> armed_;
+};
+
+// Turns kernel events into recorded events of the VMs' threads, and the switches of the CPUs
+// where they may wait; the rest are dropped here.
 void keep_vm_events(const Session& session, const std::vector<SchedEvent>& raw,
-                    std::vector<Event>& pending, std::int64_t& last_time) {
+                    std::vector<Event>& pending, std::int64_t& last_time, ArmedCpus& armed) {
   for (const SchedEvent& in : raw) {
     const std::int64_t time = in.time_ns ? session.since_start_ns(in.time_ns) : last_time;
     if (time < 0) continue;
@@ -36,19 +64,35 @@ void keep_vm_events(const Session& session, const std::vector<SchedEvent>& raw,
     event.time_ns = static_cast<std::uint64_t>(time);
     event.cpu = in.cpu;
     switch (in.kind) {
-      case SchedEvent::Kind::sched_switch:
-        if (const auto* key = session.key_of(in.prev_pid)) {
+      case SchedEvent::Kind::sched_switch: {
+        const auto* prev = session.key_of(in.prev_pid);
+        const auto* next = session.key_of(in.next_pid);
+        if (prev == nullptr && next == nullptr && !armed.armed(in.cpu)) break;
+        event.has_peer = true;
+        if (prev != nullptr) {
           event.kind = EventKind::switch_out;
-          event.key = *key;
+          event.key = *prev;
           event.state = switch_state(in.prev_state);
+          event.peer = peer_of(in.next_pid, in.next);
           pending.push_back(event);
         }
-        if (const auto* key = session.key_of(in.next_pid)) {
+        if (next != nullptr) {
           event.kind = EventKind::switch_in;
-          event.key = *key;
+          event.key = *next;
+          event.peer = peer_of(in.prev_pid, in.prev);
           pending.push_back(event);
         }
+        if (prev == nullptr && next == nullptr) {
+          event.kind = EventKind::cpu_switch;
+          event.peer = peer_of(in.next_pid, in.next);
+          pending.push_back(event);
+        }
+        // As the BPF programs do: disarmed by idle or a recorded thread running, armed again by
+        // one preempted.
+        if (in.next_pid == 0 || next != nullptr) armed.disarm(in.cpu);
+        if (prev != nullptr && switch_state(in.prev_state) == 'R') armed.arm(in.cpu);
         break;
+      }
       case SchedEvent::Kind::migrate:
         // The kernel counts se.nr_migrations only when the CPU really changes.
         if (const auto* key = session.key_of(in.pid); key && in.orig_cpu != in.dest_cpu) {
@@ -57,6 +101,7 @@ void keep_vm_events(const Session& session, const std::vector<SchedEvent>& raw,
           event.cpu = in.dest_cpu;
           event.orig_cpu = in.orig_cpu;
           pending.push_back(event);
+          armed.arm(in.dest_cpu);
         }
         break;
       case SchedEvent::Kind::wakeup:
@@ -65,6 +110,7 @@ void keep_vm_events(const Session& session, const std::vector<SchedEvent>& raw,
           event.key = *key;
           event.cpu = in.target_cpu;
           pending.push_back(event);
+          armed.arm(in.target_cpu);
         }
         break;
       case SchedEvent::Kind::lost:
@@ -111,6 +157,7 @@ Status record_exact(const RecordOptions& options, Session& session, Sampler& sam
   std::vector<SchedEvent> raw;
   std::vector<Event> pending;
   std::int64_t last_time = 0;
+  ArmedCpus armed;
   // A sample each second, on the one sampling clock: the counters the events are checked against.
   Ticker samples(std::chrono::seconds(1), start);
   auto last_flush = Clock::now();
@@ -132,7 +179,7 @@ Status record_exact(const RecordOptions& options, Session& session, Sampler& sam
     }
     raw.clear();
     tracer.drain(raw);
-    keep_vm_events(session, raw, pending, last_time);
+    keep_vm_events(session, raw, pending, last_time, armed);
     if (stop || ends) {
       release(session, pending, -1);
       reason = stop ? "interrupted" : "duration reached";

@@ -83,18 +83,37 @@ enum class EventKind : std::uint8_t {
   switch_out = 1,
   migrate = 2,
   wakeup = 3,
-  lost = 4
+  lost = 4,
+  // Version 2: a switch between two tasks that are not recorded, on a CPU where a recorded
+  // thread may wait (the culprits of its delay).
+  cpu_switch = 5
+};
+
+// The other side of a switch, as the kernel had it then: what a vCPU waited behind. Version 2
+// only; tid 0 with an empty comm is the idle task, tgid and cgroup 0 are "not known" (the perf
+// engine has neither).
+struct Peer {
+  int tid = 0;
+  int tgid = 0;
+  std::string comm;
+  std::uint64_t cgroup = 0;    // the cgroup v2 id (the inode number of its directory)
+  bool kernel_thread = false;  // PF_KTHREAD
+  bool operator==(const Peer&) const = default;
 };
 
 // One scheduler event of a recorded thread (exact mode).
 struct Event {
   EventKind kind = EventKind::switch_in;
   std::uint64_t time_ns = 0;
-  std::uint32_t key = 0;   // the thread (unused for lost)
+  std::uint32_t key = 0;   // the thread (unused for lost and cpu_switch)
   int cpu = -1;            // where it happened; for migrate the destination, for wakeup the target
   int orig_cpu = -1;       // migrate: the CPU it left
   char state = 'R';        // switch_out: the state it left in ('R': preempted, still runnable)
   std::uint64_t lost = 0;  // lost: how many events the kernel dropped on `cpu`
+  // switch_out and cpu_switch: the task that runs on `cpu` from now; switch_in: the one that ran
+  // before. Empty in version-1 files (has_peer false).
+  Peer peer;
+  bool has_peer = false;
 };
 
 struct EventBlock {

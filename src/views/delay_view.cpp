@@ -40,7 +40,9 @@ nlohmann::json culprit_json(const Culprit& culprit) {
   return out;
 }
 
-std::string culprit_text(const Culprit& culprit) {
+}  // namespace
+
+std::string culprit_label(const Culprit& culprit) {
   switch (culprit.kind) {
     case CulpritKind::vcpu:
       return fmt::format("{} vCPU {}", culprit.vm, culprit.vcpu);
@@ -57,15 +59,41 @@ std::string culprit_text(const Culprit& culprit) {
   return {};
 }
 
-}  // namespace
+nlohmann::json behind_json(const VcpuDelay& vcpu) {
+  nlohmann::json behind = nlohmann::json::array();
+  for (const auto& culprit : vcpu.behind) behind.push_back(culprit_json(culprit));
+  return behind;
+}
+
+std::string render_behind_text(const VcpuDelay& vcpu, std::string_view indent) {
+  std::string out;
+  const std::uint64_t total = vcpu.run_delay_ns.value_or(0);
+  const double whole =
+      static_cast<double>(std::max<std::uint64_t>(std::max(total, vcpu.attributed_ns), 1));
+  std::uint64_t rest = 0;
+  for (std::size_t i = 0; i < vcpu.behind.size(); ++i) {
+    const auto& culprit = vcpu.behind[i];
+    if (i >= kTextCulprits) {
+      rest += culprit.ns;
+      continue;
+    }
+    out += fmt::format("{}{:>5.1f}%  {:<8} {}\n", indent, 100.0 * culprit.ns / whole,
+                       to_string(culprit.kind), culprit_label(culprit));
+  }
+  if (rest > 0) {
+    out += fmt::format("{}{:>5.1f}%  ({} more culprits)\n", indent, 100.0 * rest / whole,
+                       vcpu.behind.size() - kTextCulprits);
+  }
+  if (!vcpu.mismatch.empty()) out += fmt::format("{}note: {}\n", indent, vcpu.mismatch);
+  return out;
+}
 
 nlohmann::json delay_json(const DelayReport& report) {
   nlohmann::json vms = nlohmann::json::array();
   for (const auto& vm : report.vms) {
     nlohmann::json vcpus = nlohmann::json::array();
     for (const auto& vcpu : vm.vcpus) {
-      nlohmann::json behind = nlohmann::json::array();
-      for (const auto& culprit : vcpu.behind) behind.push_back(culprit_json(culprit));
+      const nlohmann::json behind = behind_json(vcpu);
       vcpus.push_back({{"vcpu", vcpu.vcpu},
                        {"tid", vcpu.tid},
                        {"run_delay_ns", vcpu.run_delay_ns ? nlohmann::json(*vcpu.run_delay_ns)
@@ -113,23 +141,7 @@ std::string render_delay_text(const DelayReport& report) {
       const std::uint64_t total = *vcpu.run_delay_ns;
       out += fmt::format("  vCPU {:<3} tid {:<8} waited {:>9.1f} ms ({:.1f}% of the window)\n",
                          vcpu.vcpu, vcpu.tid, total / 1e6, 100.0 * total / window);
-      const double whole =
-          static_cast<double>(std::max<std::uint64_t>(std::max(total, vcpu.attributed_ns), 1));
-      std::uint64_t rest = 0;
-      for (std::size_t i = 0; i < vcpu.behind.size(); ++i) {
-        const auto& culprit = vcpu.behind[i];
-        if (i >= kTextCulprits) {
-          rest += culprit.ns;
-          continue;
-        }
-        out += fmt::format("    {:>5.1f}%  {:<8} {}\n", 100.0 * culprit.ns / whole,
-                           to_string(culprit.kind), culprit_text(culprit));
-      }
-      if (rest > 0) {
-        out += fmt::format("    {:>5.1f}%  ({} more culprits)\n", 100.0 * rest / whole,
-                           vcpu.behind.size() - kTextCulprits);
-      }
-      if (!vcpu.mismatch.empty()) out += fmt::format("    note: {}\n", vcpu.mismatch);
+      out += render_behind_text(vcpu, "    ");
     }
   }
   if (report.vms.empty()) out += "\nno VM is running here\n";

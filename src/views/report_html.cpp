@@ -6,6 +6,7 @@
 
 #include <fmt/core.h>
 
+#include "views/report_delay_html.h"
 #include "views/report_text.h"
 
 namespace vcpumap::views {
@@ -14,29 +15,6 @@ namespace {
 constexpr int kLabelWidth = 130;
 constexpr int kPlotWidth = 1100;
 constexpr int kRightMargin = 30;  // room for half of the last axis label
-
-std::string escape(std::string_view text) {
-  std::string out;
-  for (char c : text) {
-    switch (c) {
-      case '&':
-        out += "&amp;";
-        break;
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '"':
-        out += "&quot;";
-        break;
-      default:
-        out += static_cast<unsigned char>(c) < 0x20 ? '?' : c;
-    }
-  }
-  return out;
-}
 
 struct VcpuRef {
   int vm = 0;
@@ -195,7 +173,7 @@ std::string svg_frame(int lanes, int lane_height, double seconds, const std::str
     svg += fmt::format(
         "<text x=\"{}\" y=\"{}\" class=\"lane\">{}</text><rect x=\"{}\" y=\"{}\" width=\"{}\" "
         "height=\"{}\" class=\"bg\"/>\n",
-        kLabelWidth - 6, 20 + lane * lane_height + lane_height * 0.7, escape(labels[lane]),
+        kLabelWidth - 6, 20 + lane * lane_height + lane_height * 0.7, html_escape(labels[lane]),
         kLabelWidth, 20 + lane * lane_height, kPlotWidth, lane_height - 1);
   }
   svg += body;
@@ -210,6 +188,29 @@ std::string svg_frame(int lanes, int lane_height, double seconds, const std::str
 }
 
 }  // namespace
+
+std::string html_escape(std::string_view text) {
+  std::string out;
+  for (char c : text) {
+    switch (c) {
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      default:
+        out += static_cast<unsigned char>(c) < 0x20 ? '?' : c;
+    }
+  }
+  return out;
+}
 
 std::string render_report_html(const record::Report& report, const std::string& title,
                                int max_columns) {
@@ -262,13 +263,13 @@ std::string render_report_html(const record::Report& report, const std::string& 
       [&](int lane, int ref) {
         return fmt::format(
             "CPU {} · {}", report.cpus[lane],
-            ref == kOtherVcpus ? "other vCPUs" : escape(vcpu_name(report, vcpus[ref])));
+            ref == kOtherVcpus ? "other vCPUs" : html_escape(vcpu_name(report, vcpus[ref])));
       });
   emit_runs(
       vcpu_body, by_vcpu, column_px, vcpu_lane_height, column_ns,
       [&](int lane) { return cpu_colour(lane, cpu_lanes); },
       [&](int ref, int lane) {
-        return fmt::format("{} · on CPU {}", escape(vcpu_name(report, vcpus[ref])),
+        return fmt::format("{} · on CPU {}", html_escape(vcpu_name(report, vcpus[ref])),
                            report.cpus[lane]);
       });
   std::vector<std::string> cpu_labels, vcpu_labels;
@@ -297,11 +298,11 @@ th {{ background: #f0f0f0; text-align: left; }} td.n {{ text-align: right; }}
 </style></head><body>
 <h1>{0}</h1>
 )",
-                                 escape(title));
+                                 html_escape(title));
   html += fmt::format(
       "<div class=\"meta\">host {} (kernel {}), {} CPUs · {} recording of {:.3f} s · {} samples, "
       "{} events, {} lost events</div>\n",
-      escape(report.host.hostname), escape(report.host.kernel), report.cpus.size(),
+      html_escape(report.host.hostname), html_escape(report.host.kernel), report.cpus.size(),
       record::to_string(report.host.mode), double(report.duration_ns) / 1e9, report.samples,
       report.events, report.lost_events);
   if (report.lost_events > 0) {
@@ -311,7 +312,7 @@ th {{ background: #f0f0f0; text-align: left; }} td.n {{ text-align: right; }}
         report.lost_events);
   }
   if (!report.problem.empty()) {
-    html += fmt::format("<div class=\"warn\">{}</div>\n", escape(report.problem));
+    html += fmt::format("<div class=\"warn\">{}</div>\n", html_escape(report.problem));
   }
   html += fmt::format(
       "<h2>Timeline</h2>\n<div><button id=\"show-cpu\" class=\"on\">host-CPU lanes, coloured by "
@@ -323,7 +324,7 @@ th {{ background: #f0f0f0; text-align: left; }} td.n {{ text-align: right; }}
   html += "<div class=\"legend\" id=\"legend-cpu\">";
   for (const auto& ref : vcpus) {
     html += fmt::format("<span><i style=\"background:{}\"></i>{}</span>", vcpu_colour(ref),
-                        escape(vcpu_name(report, ref)));
+                        html_escape(vcpu_name(report, ref)));
   }
   const bool crowded = std::any_of(by_cpu.begin(), by_cpu.end(), [](const auto& lane) {
     return std::any_of(lane.begin(), lane.end(), [](const StackRun& run) {
@@ -341,18 +342,21 @@ th {{ background: #f0f0f0; text-align: left; }} td.n {{ text-align: right; }}
     html += fmt::format("<span><i style=\"background:{}\"></i>CPU {}</span>",
                         cpu_colour(lane, cpu_lanes), report.cpus[lane]);
   }
-  html += "</div>\n<div id=\"timeline\">\n";
+  // The culprit bars sit beside the timeline: who each vCPU waited behind, and when it ran.
+  html += "</div>\n<div style=\"display:flex;flex-wrap:wrap;align-items:flex-start;gap:16px\">";
+  html += "<div id=\"timeline\">\n";
   html +=
       svg_frame(cpu_lanes, cpu_lane_height, seconds, "timeline-cpu", cpu_labels, cpu_body, true);
   html += svg_frame(int(vcpus.size()), vcpu_lane_height, seconds, "timeline-vcpu", vcpu_labels,
                     vcpu_body, false);
+  html += "</div>\n" + render_delay_bars(report) + "</div>\n";
   html +=
-      "</div>\n<h2>Residency: share of each vCPU's CPU time on each host CPU</h2>\n"
+      "<h2>Residency: share of each vCPU's CPU time on each host CPU</h2>\n"
       "<table id=\"heatmap\"><tr><th>vCPU</th>";
   for (int cpu : report.cpus) html += fmt::format("<th>CPU {}</th>", cpu);
   html += "</tr>\n";
   for (const auto& ref : vcpus) {
-    html += fmt::format("<tr><th>{}</th>", escape(vcpu_name(report, ref)));
+    html += fmt::format("<tr><th>{}</th>", html_escape(vcpu_name(report, ref)));
     const auto shares = ref.thread->residency(report.cpus);
     for (int cpu : report.cpus) {
       const auto it = shares.find(cpu);
@@ -360,8 +364,8 @@ th {{ background: #f0f0f0; text-align: left; }} td.n {{ text-align: right; }}
       html += fmt::format(
           "<td class=\"h\" style=\"background:rgba(200,50,30,{:.2f});color:{}\" title=\"{} on "
           "CPU {}: {:.1f}%\">{:.0f}%</td>",
-          share, share > 0.55 ? "#fff" : "#222", escape(vcpu_name(report, ref)), cpu, share * 100,
-          share * 100);
+          share, share > 0.55 ? "#fff" : "#222", html_escape(vcpu_name(report, ref)), cpu,
+          share * 100, share * 100);
     }
     html += "</tr>\n";
   }
@@ -377,9 +381,10 @@ th {{ background: #f0f0f0; text-align: left; }} td.n {{ text-align: right; }}
         "<tr><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td>"
         "<td class=\"n\" title=\"source: {}\">{}</td><td class=\"n\">{:.2f}</td><td>{} / {} / "
         "{}</td><td>{:.3f} s on CPU {}</td><td>{}</td></tr>\n",
-        escape(vm.display_name()), vm.pid, t.vcpu, t.tid, record::to_string(t.migrations_source),
-        t.migrations, duration_s > 0 ? double(t.migrations) / duration_s : 0.0, t.crossed_core,
-        t.crossed_package, t.crossed_node, double(t.longest_stay_ns) / 1e9, t.longest_stay_cpu,
+        html_escape(vm.display_name()), vm.pid, t.vcpu, t.tid,
+        record::to_string(t.migrations_source), t.migrations,
+        duration_s > 0 ? double(t.migrations) / duration_s : 0.0, t.crossed_core, t.crossed_package,
+        t.crossed_node, double(t.longest_stay_ns) / 1e9, t.longest_stay_cpu,
         t.run_delay_ns
             ? fmt::format("{:.3f} s ({:.1f}%)", double(*t.run_delay_ns) / 1e9,
                           duration_s > 0 ? double(*t.run_delay_ns) / 1e7 / duration_s : 0.0)

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <string>
+#include <string_view>
 
 #include "record/analysis.h"
 
@@ -13,5 +14,7 @@ namespace vcpumap::views {
 // recording's buckets are merged to fit), so an hour of 64 vCPUs stays light to draw.
 std::string render_report_html(const record::Report& report, const std::string& title,
                                int max_columns = 600);
+// `text` safe inside HTML text and attribute values; control bytes become '?'.
+std::string html_escape(std::string_view text);
 
 }  // namespace vcpumap::views

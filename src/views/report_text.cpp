@@ -6,6 +6,7 @@
 #include <fmt/core.h>
 
 #include "util/text.h"
+#include "views/delay_view.h"
 
 namespace vcpumap::views {
 namespace {
@@ -80,6 +81,42 @@ std::string migration_cross_check(const record::Report& report) {
 
 }  // namespace
 
+namespace {
+
+// Who each vCPU waited behind (exact recordings of version 2), as `vcpumap delay` shows it.
+std::string render_delay_split(const record::Report& report) {
+  if (report.host.mode != record::Mode::exact) return {};
+  if (!report.has_delay_split) {
+    return "\nwho each vCPU waited behind: n/a (a version-1 recording keeps no culprits)\n";
+  }
+  std::string out = "\nwho each vCPU waited behind (run delay split by the task that ran there)\n";
+  for (const auto& vm : report.vms) {
+    for (const auto& vcpu : vm.vcpus) {
+      if (!vcpu.delay) continue;
+      const auto& delay = *vcpu.delay;
+      out += fmt::format(
+          "  {} vCPU {} (tid {}): waited {}\n", printable(vm.display_name()), vcpu.vcpu, vcpu.tid,
+          delay.run_delay_ns ? seconds(*delay.run_delay_ns)
+                             : fmt::format("n/a (split {})", seconds(delay.attributed_ns)));
+      out += render_behind_text(delay, "    ");
+    }
+  }
+  return out;
+}
+
+nlohmann::json delay_split_json(const record::Report& report, const record::ThreadReport& vcpu) {
+  if (!report.has_delay_split || !vcpu.delay) return nullptr;
+  const auto& delay = *vcpu.delay;
+  return {{"run_delay_ns",
+           delay.run_delay_ns ? nlohmann::json(*delay.run_delay_ns) : nlohmann::json(nullptr)},
+          {"attributed_ns", delay.attributed_ns},
+          {"behind", behind_json(delay)},
+          {"mismatch",
+           delay.mismatch.empty() ? nlohmann::json(nullptr) : nlohmann::json(delay.mismatch)}};
+}
+
+}  // namespace
+
 std::string render_report_summary(const record::Report& report) {
   const auto& host = report.host;
   const double duration_s = double(report.duration_ns) / 1e9;
@@ -129,6 +166,7 @@ std::string render_report_summary(const record::Report& report) {
     if (vm.vcpus.empty()) out += "  (no vCPU threads recorded)\n";
   }
   if (report.vms.empty()) out += "\nno VM was recorded\n";
+  out += render_delay_split(report);
   return out;
 }
 
@@ -202,6 +240,7 @@ nlohmann::json report_json(const record::Report& report) {
           {"longest_stay_cpu", vcpu.longest_stay_cpu},
           {"run_delay_s", vcpu.run_delay_ns ? nlohmann::json(double(*vcpu.run_delay_ns) / 1e9)
                                             : nlohmann::json(nullptr)},
+          {"delay", delay_split_json(report, vcpu)},
       });
     }
     vms.push_back({{"pid", vm.pid}, {"name", vm.name}, {"uuid", vm.uuid}, {"vcpus", vcpus}});

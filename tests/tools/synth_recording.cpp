@@ -230,19 +230,27 @@ class Synth {
       const double period = 1e9 / options_.switch_rate;
       if (next.running) {  // it leaves its CPU: preempted now and then, mostly halts
         const bool preempted = unit() < 0.2;
-        out.push_back(
-            {EventKind::switch_out, next.time_ns, t.key, t.cpu, -1, preempted ? 'R' : 'S', 0});
+        out.push_back({EventKind::switch_out,
+                       next.time_ns,
+                       t.key,
+                       t.cpu,
+                       -1,
+                       preempted ? 'R' : 'S',
+                       0,
+                       {},
+                       false});
         const auto off = std::uint64_t(period * (1 - t.load) * (0.5 + unit()));
         pending_.push({next.time_ns + std::max<std::uint64_t>(off, 1000), t.key, false});
       } else {  // woken, sometimes elsewhere, then switched in
         if (!t.pinned && unit() < 1.0 / (20 * options_.switch_rate)) {
           const int from_cpu = t.cpu;
           migrate(t);
-          out.push_back({EventKind::migrate, next.time_ns, t.key, t.cpu, from_cpu, 'R', 0});
+          out.push_back(
+              {EventKind::migrate, next.time_ns, t.key, t.cpu, from_cpu, 'R', 0, {}, false});
         }
-        out.push_back({EventKind::wakeup, next.time_ns, t.key, t.cpu, -1, 'R', 0});
+        out.push_back({EventKind::wakeup, next.time_ns, t.key, t.cpu, -1, 'R', 0, {}, false});
         const std::uint64_t in_at = next.time_ns + 2000 + std::uint64_t(20000 * unit());
-        out.push_back({EventKind::switch_in, in_at, t.key, t.cpu, -1, 'R', 0});
+        out.push_back({EventKind::switch_in, in_at, t.key, t.cpu, -1, 'R', 0, {}, false});
         const auto on = std::uint64_t(period * t.load * (0.5 + unit()));
         pending_.push({in_at + std::max<std::uint64_t>(on, 1000), t.key, true});
       }

@@ -85,7 +85,7 @@ TEST(RecordAnalysis, ExactFromSwitchesMigrationsAndWakeups) {
   EventBlock events;
   auto add = [&](EventKind kind, std::uint64_t ms, std::uint32_t key, int cpu, char state = 'R',
                  int orig = -1) {
-    events.events.push_back({kind, ms * kMs, key, cpu, orig, state, 0});
+    events.events.push_back({kind, ms * kMs, key, cpu, orig, state, 0, {}, false});
   };
   add(EventKind::switch_in, 0, 0, 0);
   add(EventKind::switch_out, 10, 0, 0, 'R');  // preempted: waits 5 ms
@@ -95,7 +95,7 @@ TEST(RecordAnalysis, ExactFromSwitchesMigrationsAndWakeups) {
   add(EventKind::wakeup, 40, 0, 1);  // waits 5 ms on CPU 1
   add(EventKind::switch_in, 45, 0, 1);
   add(EventKind::switch_out, 60, 0, 1, 'S');
-  events.events.push_back({EventKind::lost, 70 * kMs, 0, 1, -1, 'R', 7});
+  events.events.push_back({EventKind::lost, 70 * kMs, 0, 1, -1, 'R', 7, {}, false});
   Analyzer analyzer(host, 100 * kMs, {});
   analyzer.add(host);
   analyzer.add(one_vm_two_vcpus());
@@ -124,7 +124,7 @@ TEST(RecordAnalysis, ExactFromSwitchesMigrationsAndWakeups) {
   Analyzer running(host, 100 * kMs, {});
   running.add(host);
   running.add(one_vm_two_vcpus());
-  running.add(EventBlock{{{EventKind::switch_out, 20 * kMs, 1, 1, -1, 'S', 0}}});
+  running.add(EventBlock{{{EventKind::switch_out, 20 * kMs, 1, 1, -1, 'S', 0, {}, false}}});
   EXPECT_EQ(running.finish().vms[0].vcpus[1].on_cpu_ns, 20 * kMs);
 }
 
@@ -133,8 +133,8 @@ TEST(RecordAnalysis, ViewsNameTheVcpusAndHoldTheParts) {
   Analyzer analyzer(host, 100 * kMs, {});
   analyzer.add(host);
   analyzer.add(one_vm_two_vcpus());
-  analyzer.add(EventBlock{{{EventKind::switch_in, 0, 0, 1, -1, 'R', 0},
-                           {EventKind::switch_out, 90 * kMs, 0, 1, -1, 'S', 0}}});
+  analyzer.add(EventBlock{{{EventKind::switch_in, 0, 0, 1, -1, 'R', 0, {}, false},
+                           {EventKind::switch_out, 90 * kMs, 0, 1, -1, 'S', 0, {}, false}}});
   const Report report = analyzer.finish();
   const std::string timeline = views::render_report_timeline(report, 5);
   EXPECT_NE(timeline.find("A0"), std::string::npos) << timeline;

@@ -73,11 +73,11 @@ SampleBlock sample_samples(int count, std::uint64_t first_time) {
 
 EventBlock sample_events() {
   EventBlock block;
-  block.events.push_back({EventKind::switch_in, 10, 0, 1, -1, 'R', 0});
-  block.events.push_back({EventKind::switch_out, 5'000'010, 0, 1, -1, 'S', 0});
-  block.events.push_back({EventKind::migrate, 5'000'500, 0, 3, 1, 'R', 0});
-  block.events.push_back({EventKind::wakeup, 5'000'500, 0, 3, -1, 'R', 0});
-  block.events.push_back({EventKind::lost, 6'000'000, 0, 2, -1, 'R', 42});
+  block.events.push_back({EventKind::switch_in, 10, 0, 1, -1, 'R', 0, {}, false});
+  block.events.push_back({EventKind::switch_out, 5'000'010, 0, 1, -1, 'S', 0, {}, false});
+  block.events.push_back({EventKind::migrate, 5'000'500, 0, 3, 1, 'R', 0, {}, false});
+  block.events.push_back({EventKind::wakeup, 5'000'500, 0, 3, -1, 'R', 0, {}, false});
+  block.events.push_back({EventKind::lost, 6'000'000, 0, 2, -1, 'R', 42, {}, false});
   return block;
 }
 
@@ -244,15 +244,20 @@ TEST(RecordFormat, DamagedBlockStopsThereAndSaysSo) {
 
 TEST(RecordFormat, OtherVersionsAndOtherFilesGiveAClearError) {
   TempDir dir;
-  const auto path = dir.path / "v2.rec";
+  const auto path = dir.path / "v3.rec";
   write_sample_file(path);
   std::string bytes = read_bytes(path);
-  bytes[8] = 2;
+  bytes[8] = 3;
   write_bytes(path, bytes);
   auto reader = RecordingReader::open(path);
   ASSERT_FALSE(reader.ok());
-  EXPECT_NE(reader.error().message.find("version 2"), std::string::npos);
+  EXPECT_NE(reader.error().message.find("version 3"), std::string::npos);
   EXPECT_NE(reader.error().message.find("newer vcpumap"), std::string::npos);
+  bytes[8] = 0;
+  write_bytes(path, bytes);
+  auto old = RecordingReader::open(path);
+  ASSERT_FALSE(old.ok());
+  EXPECT_NE(old.error().message.find("older vcpumap"), std::string::npos);
 
   write_bytes(path, "hello, this is not a recording");
   auto other = RecordingReader::open(path);

@@ -53,23 +53,33 @@ struct vcpumap_delay_state {
 // ---- The event ring for exact recording (sched_events.bpf.c) ----
 
 #define VCPUMAP_EVENTS_MAX_TGIDS 4096
-// 75,000 events (56 bytes each with the ring's header), drained every 100 ms at most.
-#define VCPUMAP_EVENTS_RING_BYTES (4 * 1024 * 1024)
+// 60,000 events (136 bytes each with the ring's header), drained every 100 ms at most.
+#define VCPUMAP_EVENTS_RING_BYTES (8 * 1024 * 1024)
 
 #define VCPUMAP_EVENT_SWITCH 1
 #define VCPUMAP_EVENT_MIGRATE 2
 #define VCPUMAP_EVENT_WAKEUP 3
 
-// One sched event of a watched process's thread (on either side of a switch).
+// A task on one side of a switch: what a vCPU waited behind.
+struct vcpumap_sched_task {
+  __s32 tgid;
+  __u32 flags;    // task->flags: PF_KTHREAD marks a kernel thread
+  __u64 cgroup;   // cgroup v2 id: task->cgroups->dfl_cgrp->kn->id
+  char comm[16];  // TASK_COMM_LEN
+};
+
+// One sched event of a watched process's thread (on either side of a switch), or a switch
+// between two others on a CPU where a watched thread may wait.
 struct vcpumap_sched_event {
-  __u64 time_ns;             // bpf_ktime_get_ns: CLOCK_MONOTONIC
-  __u32 kind;                // VCPUMAP_EVENT_*
-  __s32 cpu;                 // where it fired
-  __s32 prev_pid, next_pid;  // switch
-  __s64 prev_state;          // switch
-  __s32 pid;                 // migrate, wakeup
-  __s32 orig_cpu, dest_cpu;  // migrate
-  __s32 target_cpu;          // wakeup
+  __u64 time_ns;                         // bpf_ktime_get_ns: CLOCK_MONOTONIC
+  __u32 kind;                            // VCPUMAP_EVENT_*
+  __s32 cpu;                             // where it fired
+  __s32 prev_pid, next_pid;              // switch
+  __s64 prev_state;                      // switch
+  __s32 pid;                             // migrate, wakeup
+  __s32 orig_cpu, dest_cpu;              // migrate
+  __s32 target_cpu;                      // wakeup
+  struct vcpumap_sched_task prev, next;  // switch
 };
 
 // The event programs' .bss: events that found the ring full, by the CPU they fired on.

@@ -25,6 +25,15 @@ struct EventRing::Programs {
     vcpumap_destroy_event_programs(&loaded);
   }
 
+  static SchedTaskInfo task_info(const vcpumap_sched_task& raw) {
+    SchedTaskInfo info;
+    info.tgid = raw.tgid;
+    info.comm.assign(raw.comm, strnlen(raw.comm, sizeof(raw.comm)));
+    info.cgroup = raw.cgroup;
+    info.kernel_thread = (raw.flags & 0x00200000U) != 0;  // PF_KTHREAD
+    return info;
+  }
+
   // Called by ring_buffer__consume for each record.
   static int on_record(void* context, void* data, std::size_t size) {
     auto* self = static_cast<Programs*>(context);
@@ -40,6 +49,8 @@ struct EventRing::Programs {
         event.prev_pid = raw.prev_pid;
         event.next_pid = raw.next_pid;
         event.prev_state = raw.prev_state;
+        event.prev = task_info(raw.prev);
+        event.next = task_info(raw.next);
         break;
       case VCPUMAP_EVENT_MIGRATE:
         event.kind = SchedEvent::Kind::migrate;

@@ -36,6 +36,17 @@ struct signal_struct {
   int nr_threads;
 };
 
+// A task's cgroup v2 id: task->cgroups->dfl_cgrp->kn->id (a u64 since 5.5).
+struct kernfs_node {
+  __u64 id;
+};
+struct cgroup {
+  struct kernfs_node* kn;
+};
+struct css_set {
+  struct cgroup* dfl_cgrp;
+};
+
 struct task_struct {
   struct thread_info thread_info;
   unsigned int __state;
@@ -53,6 +64,7 @@ struct task_struct {
   __u64 start_boottime;
   char comm[16];
   struct signal_struct* signal;
+  struct css_set* cgroups;
 };
 
 // Older names of the same facts, for kernels before the renames (libbpf ignores "___suffix").

@@ -29,6 +29,24 @@ struct {
 
 struct vcpumap_events_state state = {};
 
+// armed[cpu]: a watched thread may be waiting there (woken onto it, preempted on it, moved to
+// it), so every switch there is kept: the tasks it waited behind. Cleared when the CPU goes
+// idle, which it does only with nothing runnable, or runs a watched thread: a second vCPU still
+// waiting there then has the switches until the next watched one unseen, and that stretch is
+// charged to the task its wait ends behind (the sum stays right). Armed costs events, not facts.
+__u8 armed[VCPUMAP_DELAY_MAX_CPUS] = {};
+
+static __always_inline void arm(__u32 cpu) {
+  armed[cpu & (VCPUMAP_DELAY_MAX_CPUS - 1)] = 1;
+}
+
+static __always_inline void fill_task(struct vcpumap_sched_task* out, struct task_struct* task) {
+  out->tgid = task->tgid;
+  out->flags = task->flags;
+  out->cgroup = BPF_CORE_READ(task, cgroups, dfl_cgrp, kn, id);
+  bpf_probe_read_kernel(out->comm, sizeof(out->comm), task->comm);
+}
+
 static __always_inline int watched(struct task_struct* task) {
   __s32 tgid = task->tgid;
   return bpf_map_lookup_elem(&tgids, &tgid) != 0;
@@ -51,12 +69,25 @@ static __always_inline struct vcpumap_sched_event* reserve(__u32 kind) {
 SEC("tp_btf/sched_switch")
 int BPF_PROG(event_switch, bool preempt, struct task_struct* prev, struct task_struct* next,
              unsigned int prev_state) {
-  if (!watched(prev) && !watched(next)) return 0;
+  __u32 cpu = bpf_get_smp_processor_id() & (VCPUMAP_DELAY_MAX_CPUS - 1);
+  const int prev_watched = watched(prev);
+  if (!prev_watched && !watched(next) && !armed[cpu]) return 0;
+  // A task preempted is still runnable, whatever state it was setting (the raw prev_state of
+  // tp_btf is not the tracepoint's, which reports a preempted task as running): 0 then, as for
+  // one switched out while TASK_RUNNING.
+  const __s64 state = preempt ? 0 : prev_state;
+  // Runnable, it waits here; the idle task runs only with nothing queued.
+  // Disarmed when the CPU goes idle, or runs a watched thread (whose switch-out comes anyway):
+  // a busy CPU does not stay armed for good. Armed again by a watched thread preempted here.
+  if (next->pid == 0 || watched(next)) armed[cpu] = 0;
+  if (prev_watched && state == 0) arm(cpu);
   struct vcpumap_sched_event* event = reserve(VCPUMAP_EVENT_SWITCH);
   if (!event) return 0;
   event->prev_pid = prev->pid;
   event->next_pid = next->pid;
-  event->prev_state = prev_state;
+  event->prev_state = state;
+  fill_task(&event->prev, prev);
+  fill_task(&event->next, next);
   bpf_ringbuf_submit(event, 0);
   return 0;
 }
@@ -70,11 +101,13 @@ int BPF_PROG(event_migrate, struct task_struct* task, int dest_cpu) {
   event->orig_cpu = vcpumap_task_cpu(task);  // not moved yet
   event->dest_cpu = dest_cpu;
   bpf_ringbuf_submit(event, 0);
+  arm((__u32)dest_cpu);
   return 0;
 }
 
 static __always_inline void woken(struct task_struct* task) {
   if (!watched(task)) return;
+  arm((__u32)vcpumap_task_cpu(task));
   struct vcpumap_sched_event* event = reserve(VCPUMAP_EVENT_WAKEUP);
   if (!event) return;
   event->pid = task->pid;

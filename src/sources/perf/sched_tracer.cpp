@@ -50,6 +50,16 @@ bool parse_field_line(std::string_view line, std::string_view& name, Field& fiel
   return true;
 }
 
+// A fixed char array field up to its NUL; empty when the layout does not fit the record.
+std::string read_chars(std::string_view raw, const Field& field) {
+  if (field.offset < 0 || field.size <= 0 ||
+      std::int64_t{field.offset} + field.size > static_cast<std::int64_t>(raw.size())) {
+    return {};
+  }
+  const std::string_view chars = raw.substr(field.offset, field.size);
+  return std::string(chars.substr(0, chars.find('\0')));
+}
+
 std::int64_t read_int(std::string_view raw, const Field& field) {
   // In 64 bits: a layout's offset + size can overflow an int.
   if (field.offset < 0 || field.size < 0 ||
@@ -107,6 +117,8 @@ Result<Tracepoint> parse_tracepoint_format(std::string_view text) {
     if (name == "orig_cpu") tracepoint.orig_cpu = field;
     if (name == "dest_cpu") tracepoint.dest_cpu = field;
     if (name == "target_cpu") tracepoint.target_cpu = field;
+    if (name == "prev_comm") tracepoint.prev_comm = field;
+    if (name == "next_comm") tracepoint.next_comm = field;
   }
   if (tracepoint.id < 0) return make_error(ExitCode::failure, "tracepoint format without an ID");
   return tracepoint;
@@ -156,6 +168,8 @@ bool decode_raw(const SchedTracepoints& tracepoints, std::string_view raw, Sched
     event.prev_pid = static_cast<int>(read_int(raw, tp.prev_pid));
     event.next_pid = static_cast<int>(read_int(raw, tp.next_pid));
     event.prev_state = read_int(raw, tp.prev_state);
+    event.prev.comm = read_chars(raw, tp.prev_comm);
+    event.next.comm = read_chars(raw, tp.next_comm);
     return true;
   }
   if (type == tracepoints.migrate_task.id) {

@@ -26,6 +26,7 @@ struct Field {
 struct Tracepoint {
   int id = -1;
   Field pid, prev_pid, next_pid, prev_state, orig_cpu, dest_cpu, target_cpu;
+  Field prev_comm, next_comm;  // sched_switch's char[16]s: perf gives no tgid or cgroup
 };
 
 struct SchedTracepoints {
