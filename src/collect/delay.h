@@ -8,6 +8,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <unordered_set>
 #include <vector>
 
 #include "collect/snapshot.h"
@@ -96,7 +97,8 @@ class DelayWatch {
   explicit DelayWatch(std::unique_ptr<bpf::DelayTracer> tracer) : tracer_(std::move(tracer)) {}
   std::unique_ptr<bpf::DelayTracer> tracer_;
   bool attached_ = false;
-  RunDelays baselines_;  // by tid: the run delay when first watched
+  RunDelays baselines_;              // by tid: the run delay when first watched
+  std::unordered_set<int> watched_;  // the tids in baselines_, to find them at once
   std::chrono::steady_clock::time_point started_;
 };
 
