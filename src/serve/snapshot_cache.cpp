@@ -110,9 +110,11 @@ std::shared_ptr<const CachedSnapshot> SnapshotCache::refresh() {
     stats.snapshots_total = snapshots_;
     stats.errors_total = errors_;
   }
-  std::string text = snapshot ? renderer_.render(*snapshot, stats, collectors_)
+  // The extra families first, so that the whole text is one allocation of its final size (at
+  // 10,000 vCPUs, appending them after doubled a 9 MB text) and what made them is gone before.
+  const std::string extra = snapshot && extra_ ? extra_(*snapshot) : std::string();
+  std::string text = snapshot ? renderer_.render(*snapshot, stats, collectors_, extra)
                               : views::render_exporter_metrics(stats);
-  if (snapshot && extra_) text += extra_(*snapshot);
   return std::make_shared<const CachedSnapshot>(std::move(snapshot), std::move(text));
 }
 

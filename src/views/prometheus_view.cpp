@@ -301,8 +301,9 @@ struct VmFamilies {
   }
 };
 
+// `room_after`: the bytes that will follow, reserved with the rest.
 void render_vms(const Snapshot& snapshot, const Collectors& collectors, SampleBuffers& buffers,
-                std::string& out) {
+                std::size_t room_after, std::string& out) {
   Family vms("vcpumap_vms", "gauge", "VMs found on the host, inactive libvirt domains included.",
              &buffers);
   vms.add(LabelText{}, snapshot.vms.size());
@@ -411,8 +412,8 @@ void render_vms(const Snapshot& snapshot, const Collectors& collectors, SampleBu
   }
   if (collectors.iothread) iothread.list(order, collectors.affinity);
   // One allocation for the whole text (several MB at fleet scale), not a doubling per family,
-  // with room for the exporter's own metrics after it.
-  std::size_t size = out.size() + 4096;
+  // with room for the exporter's own metrics and what the caller adds after it.
+  std::size_t size = out.size() + 4096 + room_after;
   for (const auto* family : order) size += family->size();
   out.reserve(size);
   for (const auto* family : order) family->render_to(out);
@@ -500,13 +501,14 @@ std::string& SampleBuffers::next() {
 }
 
 std::string MetricsRenderer::render(const Snapshot& snapshot, const ExporterStats& stats,
-                                    const Collectors& collectors) {
+                                    const Collectors& collectors, std::string_view extra) {
   buffers_.rewind();
   std::string out;
   render_host(snapshot.topology, out);
-  render_vms(snapshot, collectors, buffers_, out);
+  render_vms(snapshot, collectors, buffers_, extra.size(), out);
   if (snapshot.libvirt_health) render_libvirt(*snapshot.libvirt_health, out);
   out += render_exporter_metrics(stats);
+  out += extra;
   return out;
 }
 

@@ -67,9 +67,9 @@ class SampleBuffers {
 // threads at once.
 class MetricsRenderer {
  public:
-  // What render_metrics gives.
+  // What render_metrics gives, then `extra` (more families), in one allocation.
   std::string render(const Snapshot& snapshot, const ExporterStats& stats,
-                     const Collectors& collectors = {});
+                     const Collectors& collectors = {}, std::string_view extra = {});
 
  private:
   SampleBuffers buffers_;
