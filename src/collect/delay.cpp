@@ -1,6 +1,7 @@
 #include "collect/delay.h"
 
 #include <algorithm>
+#include <map>
 #include <thread>
 #include <tuple>
 #include <unordered_map>
@@ -112,19 +113,20 @@ VcpuDelay split_one(const VmThread& vcpu, const PairsByWaiter& pairs, const Know
   out.tid = vcpu.tid;
   out.run_delay_ns = delta(before, after, vcpu.tid);
   std::vector<Culprit> merged;
+  // Where each culprit already is in `merged`: a vCPU on a busy host (a build's compilers, each a
+  // pid of its own) waits behind thousands, and a walk of `merged` for each took seconds.
+  std::map<decltype(culprit_key(Culprit{})), std::size_t> where;
   const auto first =
       std::lower_bound(pairs.begin(), pairs.end(), vcpu.tid,
                        [](const bpf::DelayPair* pair, int tid) { return pair->waiter_tid < tid; });
   for (auto it = first; it != pairs.end() && (*it)->waiter_tid == vcpu.tid; ++it) {
     auto culprit = classify(**it, known);
     out.attributed_ns += culprit.ns;
-    const auto same = std::find_if(merged.begin(), merged.end(), [&](const Culprit& c) {
-      return culprit_key(c) == culprit_key(culprit);
-    });
-    if (same != merged.end()) {
-      same->ns += culprit.ns;
-    } else {
+    const auto [slot, fresh] = where.try_emplace(culprit_key(culprit), merged.size());
+    if (fresh) {
       merged.push_back(std::move(culprit));
+    } else {
+      merged[slot->second].ns += culprit.ns;
     }
   }
   if (out.run_delay_ns) {
