@@ -146,8 +146,8 @@ void add_serve_command(CLI::App& app, const GlobalOptions& global, int& exit_cod
       {"affinity", &collectors.affinity, "the *_affinity_info series, a CPU list per thread (on)"},
       {"vm", &collectors.vm, "vcpumap_vm_*: per-VM sums of the vCPUs' figures (on)"},
       {"waited_behind", &collectors.waited_behind,
-       "who ran while each vCPU waited: needs the scheduler events source, serves nothing yet "
-       "(off)"},
+       "vcpumap_vcpu_waited_behind_seconds_total: who ran while each vCPU waited, split by BPF "
+       "in the kernel (on)"},
   };
   for (const auto& entry : switches) {
     serve->add_flag(fmt::format("--collector.{},!--no-collector.{}", entry.name, entry.name),

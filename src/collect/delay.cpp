@@ -4,6 +4,7 @@
 #include <map>
 #include <thread>
 #include <tuple>
+#include <unordered_map>
 
 #include <fmt/format.h>
 
@@ -18,6 +19,9 @@ constexpr double kTolerance = 0.05;
 
 KnownThreads index_threads(const Snapshot& snapshot) {
   KnownThreads known;
+  std::size_t threads = 0;
+  for (const auto& vm : snapshot.vms) threads += vm.threads.size();
+  known.reserve(threads);
   for (const auto& vm : snapshot.vms) {
     for (const auto& thread : vm.threads) {
       known[thread.tid] = {vm.display_name(), vm.pid,     thread.role,
@@ -61,42 +65,63 @@ auto culprit_key(const Culprit& c) {
       c.kind == CulpritKind::host || c.kind == CulpritKind::kernel ? c.comm : std::string());
 }
 
-std::optional<std::uint64_t> delta(const RunDelays& before, const RunDelays& after, int tid) {
-  const auto find = [tid](const RunDelays& list) -> std::optional<std::uint64_t> {
-    for (const auto& [id, ns] : list) {
-      if (id == tid) return ns;
-    }
+// Run delays by tid: at 10,000 vCPUs an exporter looks each one up at every scrape, so not by a
+// walk of the list.
+using RunDelayIndex = std::unordered_map<int, std::uint64_t>;
+
+RunDelayIndex index_delays(const RunDelays& delays) {
+  RunDelayIndex index;
+  index.reserve(delays.size());
+  for (const auto& [tid, ns] : delays) index.emplace(tid, ns);
+  return index;
+}
+
+std::optional<std::uint64_t> delta(const RunDelayIndex& before, const RunDelayIndex& after,
+                                   int tid) {
+  const auto start = before.find(tid), end = after.find(tid);
+  if (start == before.end() || end == after.end() || end->second < start->second) {
     return std::nullopt;
-  };
-  const auto start = find(before), end = find(after);
-  if (!start || !end || *end < *start) return std::nullopt;
-  return *end - *start;
+  }
+  return end->second - start->second;
 }
 
 std::string format_ms(std::uint64_t ns) {
   return fmt::format("{:.1f} ms", ns / 1e6);
 }
 
-}  // namespace
+// The pairs grouped by waiter (sorted by waiter_tid), so each vCPU finds its own at once.
+using PairsByWaiter = std::vector<const bpf::DelayPair*>;
 
-VcpuDelay split_vcpu_delay(int vcpu, int tid, const std::vector<bpf::DelayPair>& pairs,
-                           const KnownThreads& known, std::optional<std::uint64_t> run_delay_ns) {
+PairsByWaiter group_by_waiter(const std::vector<bpf::DelayPair>& pairs) {
+  PairsByWaiter grouped;
+  grouped.reserve(pairs.size());
+  for (const auto& pair : pairs) grouped.push_back(&pair);
+  std::stable_sort(grouped.begin(), grouped.end(),
+                   [](const auto* a, const auto* b) { return a->waiter_tid < b->waiter_tid; });
+  return grouped;
+}
+
+VcpuDelay split_grouped(int vcpu, int tid, const PairsByWaiter& pairs, const KnownThreads& known,
+                        std::optional<std::uint64_t> run_delay_ns) {
   VcpuDelay out;
   out.vcpu = vcpu;
   out.tid = tid;
   out.run_delay_ns = run_delay_ns;
   std::vector<Culprit> merged;
-  for (const auto& pair : pairs) {
-    if (pair.waiter_tid != tid) continue;
-    auto culprit = classify(pair, known);
+  // Where each culprit already is in `merged`: a vCPU on a busy host (a build's compilers, each a
+  // pid of its own) waits behind thousands, and a walk of `merged` for each took seconds.
+  std::map<decltype(culprit_key(Culprit{})), std::size_t> where;
+  const auto first = std::lower_bound(
+      pairs.begin(), pairs.end(), tid,
+      [](const bpf::DelayPair* pair, int waiter) { return pair->waiter_tid < waiter; });
+  for (auto it = first; it != pairs.end() && (*it)->waiter_tid == tid; ++it) {
+    auto culprit = classify(**it, known);
     out.attributed_ns += culprit.ns;
-    const auto same = std::find_if(merged.begin(), merged.end(), [&](const Culprit& c) {
-      return culprit_key(c) == culprit_key(culprit);
-    });
-    if (same != merged.end()) {
-      same->ns += culprit.ns;
-    } else {
+    const auto [slot, fresh] = where.try_emplace(culprit_key(culprit), merged.size());
+    if (fresh) {
       merged.push_back(std::move(culprit));
+    } else {
+      merged[slot->second].ns += culprit.ns;
     }
   }
   if (out.run_delay_ns) {
@@ -121,6 +146,13 @@ VcpuDelay split_vcpu_delay(int vcpu, int tid, const std::vector<bpf::DelayPair>&
                    [](const Culprit& a, const Culprit& b) { return a.ns > b.ns; });
   out.behind = std::move(merged);
   return out;
+}
+
+}  // namespace
+
+VcpuDelay split_vcpu_delay(int vcpu, int tid, const std::vector<bpf::DelayPair>& pairs,
+                           const KnownThreads& known, std::optional<std::uint64_t> run_delay_ns) {
+  return split_grouped(vcpu, tid, group_by_waiter(pairs), known, run_delay_ns);
 }
 
 std::string_view to_string(CulpritKind kind) {
@@ -148,11 +180,14 @@ DelayReport attribute_delay(const Snapshot& snapshot, const std::vector<const Vm
   report.duration_ns = static_cast<std::uint64_t>(duration.count());
   report.source = "bpf";
   const auto known = index_threads(snapshot);
+  const auto grouped = group_by_waiter(pairs);
+  const auto start = index_delays(before), end = index_delays(after);
+  report.vms.reserve(vms.size());
   for (const Vm* vm : vms) {
     VmDelay out{vm->display_name(), vm->pid, vm->uuid, {}};
     for (const VmThread* vcpu : vm->vcpus()) {
       out.vcpus.push_back(
-          split_vcpu_delay(vcpu->vcpu, vcpu->tid, pairs, known, delta(before, after, vcpu->tid)));
+          split_grouped(vcpu->vcpu, vcpu->tid, grouped, known, delta(start, end, vcpu->tid)));
     }
     report.vms.push_back(std::move(out));
   }
@@ -263,9 +298,7 @@ Result<DelayReport> DelayWatch::update(const Snapshot& snapshot) {
     for (const VmThread* vcpu : vm.vcpus()) {
       if (!vcpu->facts.run_delay_ns) continue;
       now.emplace_back(vcpu->tid, *vcpu->facts.run_delay_ns);
-      const bool known = std::any_of(baselines_.begin(), baselines_.end(),
-                                     [&](const auto& entry) { return entry.first == vcpu->tid; });
-      if (!known) {
+      if (watched_.insert(vcpu->tid).second) {
         fresh.push_back(vcpu->tid);
         baselines_.emplace_back(vcpu->tid, *vcpu->facts.run_delay_ns);
       }

@@ -9,6 +9,8 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <unordered_set>
+#include <unordered_map>
 #include <vector>
 
 #include "collect/snapshot.h"
@@ -80,7 +82,7 @@ struct KnownThread {
   std::string iothread;
 };
 // The VMs' threads by tid.
-using KnownThreads = std::map<int, KnownThread>;
+using KnownThreads = std::unordered_map<int, KnownThread>;
 
 // One vCPU's (waiter, culprit) pairs classified against `known` and merged, largest first, with
 // the remainder of `run_delay_ns` (the schedstat delta, when known) as `other` and a mismatch
@@ -115,7 +117,8 @@ class DelayWatch {
   explicit DelayWatch(std::unique_ptr<bpf::DelayTracer> tracer) : tracer_(std::move(tracer)) {}
   std::unique_ptr<bpf::DelayTracer> tracer_;
   bool attached_ = false;
-  RunDelays baselines_;  // by tid: the run delay when first watched
+  RunDelays baselines_;              // by tid: the run delay when first watched
+  std::unordered_set<int> watched_;  // the tids in baselines_, to find them at once
   std::chrono::steady_clock::time_point started_;
 };
 

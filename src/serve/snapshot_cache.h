@@ -72,6 +72,7 @@ class SnapshotCache {
   Clock::duration max_age_;
   std::string version_;
   views::Collectors collectors_;
+  views::MetricsRenderer renderer_;  // used by the one refresh in flight
   mutable std::mutex mutex_;
   std::condition_variable refreshed_;
   std::shared_ptr<const CachedSnapshot> current_;

@@ -1,5 +1,6 @@
 #include "views/prometheus_view.h"
 
+#include <fmt/compile.h>
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -70,11 +71,16 @@ LabelText with(const LabelText& labels, std::string_view name, std::string_view 
 }
 
 // A family's HELP and TYPE lines and its samples, rendered in one block as the format requires.
+// Its samples go into a buffer of its own, or one a MetricsRenderer keeps between scrapes.
 class Family {
  public:
-  Family(std::string name, std::string_view type, std::string_view help) : name_(std::move(name)) {
+  Family(std::string name, std::string_view type, std::string_view help,
+         SampleBuffers* buffers = nullptr)
+      : name_(std::move(name)), samples_(buffers ? buffers->next() : own_) {
     header_ = fmt::format("# HELP {} {}\n# TYPE {} {}\n", name_, help, name_, type);
   }
+  Family(const Family&) = delete;
+  Family& operator=(const Family&) = delete;
 
   template <typename Value>
   void add(const LabelText& labels, Value value) {
@@ -84,7 +90,10 @@ class Family {
       samples_ += labels.text;
       samples_ += '}';
     }
-    fmt::format_to(std::back_inserter(samples_), " {}\n", value);
+    // Into a stack buffer first: fmt's iterator into a std::string costs more than the number.
+    char number[64];
+    const auto end = fmt::format_to_n(number, sizeof number, FMT_COMPILE(" {}\n"), value);
+    samples_.append(number, std::min(end.size, sizeof number));
   }
 
   template <typename Value>
@@ -101,7 +110,8 @@ class Family {
  private:
   std::string name_;
   std::string header_;
-  std::string samples_;
+  std::string own_;
+  std::string& samples_;
 };
 
 Labels with(Labels labels, std::string name, std::string value) {
@@ -125,27 +135,32 @@ double seconds_on_cpu(const ThreadFacts& facts, long ticks_per_second) {
 struct ThreadFamilies {
   Family cpu_seconds, run_delay, migrations, last_cpu, affinity_cpus, affinity_info;
 
-  ThreadFamilies(const std::string& prefix, std::string_view what)
+  ThreadFamilies(const std::string& prefix, std::string_view what, SampleBuffers& buffers)
       : cpu_seconds(prefix + "_cpu_seconds_total", "counter",
                     fmt::format("Time the {} thread ran on a host CPU, in seconds (schedstat; "
                                 "stat's utime+stime when schedstat is missing).",
-                                what)),
+                                what),
+                    &buffers),
         run_delay(prefix + "_run_delay_seconds_total", "counter",
                   fmt::format("Time the {} thread waited on a run queue for a host CPU, in "
                               "seconds (schedstat; absent when the kernel has no schedstats).",
-                              what)),
+                              what),
+                  &buffers),
         migrations(prefix + "_migrations_total", "counter",
                    fmt::format("Moves of the {} thread from one host CPU to another "
                                "(se.nr_migrations; absent without SCHED_DEBUG).",
-                               what)),
+                               what),
+                   &buffers),
         last_cpu(prefix + "_last_cpu", "gauge",
-                 fmt::format("The host CPU the {} thread last ran on (stat field 39).", what)),
+                 fmt::format("The host CPU the {} thread last ran on (stat field 39).", what),
+                 &buffers),
         affinity_cpus(prefix + "_affinity_cpus", "gauge",
-                      fmt::format("Number of host CPUs the {} thread may run on.", what)),
+                      fmt::format("Number of host CPUs the {} thread may run on.", what), &buffers),
         affinity_info(prefix + "_affinity_info", "gauge",
                       fmt::format("The {} thread's affinity as a CPU list in the cpus label; "
                                   "always 1.",
-                                  what)) {}
+                                  what),
+                      &buffers) {}
 
   void add(const LabelText& labels, const ThreadFacts& facts, long ticks_per_second,
            bool with_affinity_info) {
@@ -252,16 +267,22 @@ ThreadSums sum_threads(const std::vector<const VmThread*>& threads, long ticks) 
 // The per-VM sums over a VM's vCPU threads (the vm collector): what a fleet keeps when it can't
 // keep a series per vCPU. A sum is absent when one vCPU lacks the figure, as for the emulator.
 struct VmFamilies {
-  Family cpu_seconds{"vcpumap_vm_cpu_seconds_total", "counter",
-                     "Time the VM's vCPU threads ran on host CPUs, summed, in seconds."};
-  Family run_delay{"vcpumap_vm_run_delay_seconds_total", "counter",
-                   "Time the VM's vCPU threads waited on run queues, summed, in seconds (absent "
-                   "unless every vCPU has schedstat)."};
-  Family migrations{"vcpumap_vm_migrations_total", "counter",
-                    "Moves of the VM's vCPU threads between host CPUs, summed (absent unless "
-                    "every vCPU has se.nr_migrations)."};
-  Family off_pinned{"vcpumap_vm_vcpus_off_pinned_cpus", "gauge",
-                    "vCPUs of the VM that last ran outside their affinity or libvirt's vcpupin."};
+  explicit VmFamilies(SampleBuffers& buffers)
+      : cpu_seconds("vcpumap_vm_cpu_seconds_total", "counter",
+                    "Time the VM's vCPU threads ran on host CPUs, summed, in seconds.", &buffers),
+        run_delay("vcpumap_vm_run_delay_seconds_total", "counter",
+                  "Time the VM's vCPU threads waited on run queues, summed, in seconds (absent "
+                  "unless every vCPU has schedstat).",
+                  &buffers),
+        migrations("vcpumap_vm_migrations_total", "counter",
+                   "Moves of the VM's vCPU threads between host CPUs, summed (absent unless "
+                   "every vCPU has se.nr_migrations).",
+                   &buffers),
+        off_pinned("vcpumap_vm_vcpus_off_pinned_cpus", "gauge",
+                   "vCPUs of the VM that last ran outside their affinity or libvirt's vcpupin.",
+                   &buffers) {}
+
+  Family cpu_seconds, run_delay, migrations, off_pinned;
 
   void add(const LabelText& labels, const Vm& vm, const std::vector<const VmThread*>& vcpus,
            long ticks) {
@@ -280,38 +301,49 @@ struct VmFamilies {
   }
 };
 
-void render_vms(const Snapshot& snapshot, const Collectors& collectors, std::string& out) {
-  Family vms("vcpumap_vms", "gauge", "VMs found on the host, inactive libvirt domains included.");
+// `room_after`: the bytes that will follow, reserved with the rest.
+void render_vms(const Snapshot& snapshot, const Collectors& collectors, SampleBuffers& buffers,
+                std::size_t room_after, std::string& out) {
+  Family vms("vcpumap_vms", "gauge", "VMs found on the host, inactive libvirt domains included.",
+             &buffers);
   vms.add(LabelText{}, snapshot.vms.size());
   Family vm_info("vcpumap_vm_info", "gauge",
                  "A VM: its pid, hypervisor, libvirt state and where the vCPU-to-thread mapping "
-                 "came from; always 1.");
-  Family vm_vcpus("vcpumap_vm_vcpus", "gauge", "vCPU threads found in the VM's process.");
-  ThreadFamilies vcpu("vcpumap_vcpu", "vCPU");
+                 "came from; always 1.",
+                 &buffers);
+  Family vm_vcpus("vcpumap_vm_vcpus", "gauge", "vCPU threads found in the VM's process.", &buffers);
+  ThreadFamilies vcpu("vcpumap_vcpu", "vCPU", buffers);
   Family off_pinned("vcpumap_vcpu_off_pinned_cpus", "gauge",
                     "1 when the vCPU last ran on a host CPU outside its affinity or outside "
-                    "libvirt's configured vcpupin, else 0.");
-  ThreadFamilies iothread("vcpumap_iothread", "I/O");
-  VmFamilies per_vm;
+                    "libvirt's configured vcpupin, else 0.",
+                    &buffers);
+  ThreadFamilies iothread("vcpumap_iothread", "I/O", buffers);
+  VmFamilies per_vm(buffers);
   Family emulator_seconds("vcpumap_emulator_cpu_seconds_total", "counter",
                           "Time the VM's emulator threads that exist now ran on a host CPU, in "
-                          "seconds (threads that exited drop out of the sum).");
+                          "seconds (threads that exited drop out of the sum).",
+                          &buffers);
   Family emulator_delay("vcpumap_emulator_run_delay_seconds_total", "counter",
                         "Time the VM's emulator threads that exist now waited on a run queue, "
-                        "in seconds (absent without schedstats).");
+                        "in seconds (absent without schedstats).",
+                        &buffers);
   Family emulator_migrations("vcpumap_emulator_migrations_total", "counter",
                              "Moves between host CPUs of the VM's emulator threads that exist "
-                             "now (absent without SCHED_DEBUG).");
+                             "now (absent without SCHED_DEBUG).",
+                             &buffers);
   Family emulator_threads("vcpumap_emulator_threads", "gauge",
                           "Emulator threads of the VM: every thread that is not a vCPU, an I/O "
-                          "thread or vhost.");
+                          "thread or vhost.",
+                          &buffers);
   Family emulator_last_cpu("vcpumap_emulator_last_cpu", "gauge",
-                           "The host CPU the VM's main (emulator) thread last ran on.");
+                           "The host CPU the VM's main (emulator) thread last ran on.", &buffers);
   Family emulator_cpus("vcpumap_emulator_affinity_cpus", "gauge",
                        "Number of host CPUs the VM's emulator threads may run on (the union of "
-                       "their affinities, as virsh emulatorpin shows).");
+                       "their affinities, as virsh emulatorpin shows).",
+                       &buffers);
   Family emulator_info("vcpumap_emulator_affinity_info", "gauge",
-                       "The emulator threads' affinity as a CPU list in the cpus label; always 1.");
+                       "The emulator threads' affinity as a CPU list in the cpus label; always 1.",
+                       &buffers);
 
   // Two VMs with the same name and UUID (hand-started guests) get the pid as a label too, so no
   // two series collide.
@@ -380,8 +412,8 @@ void render_vms(const Snapshot& snapshot, const Collectors& collectors, std::str
   }
   if (collectors.iothread) iothread.list(order, collectors.affinity);
   // One allocation for the whole text (several MB at fleet scale), not a doubling per family,
-  // with room for the exporter's own metrics after it.
-  std::size_t size = out.size() + 4096;
+  // with room for the exporter's own metrics and what the caller adds after it.
+  std::size_t size = out.size() + 4096 + room_after;
   for (const auto* family : order) size += family->size();
   out.reserve(size);
   for (const auto* family : order) family->render_to(out);
@@ -461,14 +493,28 @@ void render_libvirt(const LibvirtHealth& health, std::string& out) {
   calls.render_to(out);
 }
 
-std::string render_metrics(const Snapshot& snapshot, const ExporterStats& stats,
-                           const Collectors& collectors) {
+std::string& SampleBuffers::next() {
+  if (used_ == buffers_.size()) buffers_.emplace_back();
+  std::string& buffer = buffers_[used_++];
+  buffer.clear();
+  return buffer;
+}
+
+std::string MetricsRenderer::render(const Snapshot& snapshot, const ExporterStats& stats,
+                                    const Collectors& collectors, std::string_view extra) {
+  buffers_.rewind();
   std::string out;
   render_host(snapshot.topology, out);
-  render_vms(snapshot, collectors, out);
+  render_vms(snapshot, collectors, buffers_, extra.size(), out);
   if (snapshot.libvirt_health) render_libvirt(*snapshot.libvirt_health, out);
   out += render_exporter_metrics(stats);
+  out += extra;
   return out;
+}
+
+std::string render_metrics(const Snapshot& snapshot, const ExporterStats& stats,
+                           const Collectors& collectors) {
+  return MetricsRenderer().render(snapshot, stats, collectors);
 }
 
 std::string render_waited_behind(const DelayReport& report) {

@@ -3,9 +3,12 @@
 #include <gtest/gtest.h>
 
 #include "record/format.h"
+#include "sources/bpf/delay_records.h"
+#include "sources/bpf/event_decode.h"
 #include "sources/libvirt/status_file.h"
 #include "sources/perf/sched_tracer.h"
 #include "sources/qmp/qmp.h"
+#include "util/cpuset.h"
 
 namespace vcpumap {
 namespace {
@@ -68,6 +71,41 @@ TEST(HostileInput, RecordingHostBlockWithAHugeCpuIsDamaged) {
   record::put_string(payload, "");
   record::put_varint(payload, 0);
   EXPECT_FALSE(record::decode_payload(1, payload).ok());
+}
+
+// A BPF ring record is checked before it becomes an event: the consumer once took any record at
+// least as long as the struct, whatever CPU or pid it named.
+TEST(HostileInput, BpfEventRecordsAreDecodedOrRefusedInOneLine) {
+  const auto decode = [](const vcpumap_sched_event& raw, std::size_t size = sizeof(raw)) {
+    return bpf::decode_event({reinterpret_cast<const std::byte*>(&raw), size});
+  };
+  vcpumap_sched_event raw{};
+  raw.time_ns = 5'000'000'000;
+  raw.kind = VCPUMAP_EVENT_MIGRATE;
+  raw.cpu = 1;
+  raw.pid = 4242;
+  raw.orig_cpu = 1;
+  raw.dest_cpu = 0;
+  const auto migrate = decode(raw);
+  ASSERT_TRUE(migrate.ok()) << migrate.error().message;
+  EXPECT_EQ(migrate->kind, SchedEvent::Kind::migrate);
+  EXPECT_EQ(migrate->time_ns, 5'000'000'000u);
+  EXPECT_EQ(migrate->pid, 4242);
+  EXPECT_EQ(migrate->orig_cpu, 1);
+  EXPECT_EQ(migrate->dest_cpu, 0);
+  EXPECT_EQ(migrate->target_cpu, -1);  // not a wakeup's field
+
+  EXPECT_EQ(decode(raw, sizeof(raw) - 1).error().message,
+            "sched event record of 47 bytes: it takes 48");
+  auto bad = raw;
+  bad.dest_cpu = -5;
+  EXPECT_FALSE(decode(bad).ok());
+  bad = raw;
+  bad.cpu = CpuSet::kMaxCpu;
+  EXPECT_EQ(decode(bad).error().message, "sched event record on CPU 65536: no such CPU");
+  bad = raw;
+  bad.kind = 0;
+  EXPECT_EQ(decode(bad).error().message, "sched event record of kind 0: this build knows 1-3");
 }
 
 }  // namespace

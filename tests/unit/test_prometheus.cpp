@@ -2,6 +2,7 @@
 // the single-flight snapshot cache and its gzip, the web config, basic auth, TLS versions, the
 // listen address and the connection cap.
 #include <gtest/gtest.h>
+#include <zlib.h>
 
 #include <atomic>
 #include <latch>
@@ -398,6 +399,46 @@ TEST(SnapshotCache, GzipsTheMetricsOncePerSnapshot) {
   serve::CachedSnapshot cached(Error{"none"}, text);
   EXPECT_EQ(&cached.metrics_gzip(), &cached.metrics_gzip());  // compressed once, then kept
   EXPECT_EQ(cached.metrics_gzip(), packed);
+}
+
+// Text that does not shrink makes gzip grow its output past the first guess, several times over.
+TEST(SnapshotCache, GzipOfTextThatDoesNotShrinkInflatesBackWhole) {
+  std::string text(300000, '\0');
+  std::uint32_t state = 12345;
+  for (auto& c : text) {
+    state = state * 1103515245u + 12345u;
+    c = static_cast<char>(state >> 24);
+  }
+  const std::string packed = serve::gzip(text);
+  ASSERT_FALSE(packed.empty());
+  z_stream stream{};
+  ASSERT_EQ(inflateInit2(&stream, 15 + 16), Z_OK);
+  std::string back(text.size() + 1, '\0');
+  stream.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(packed.data()));
+  stream.avail_in = static_cast<uInt>(packed.size());
+  stream.next_out = reinterpret_cast<Bytef*>(back.data());
+  stream.avail_out = static_cast<uInt>(back.size());
+  EXPECT_EQ(inflate(&stream, Z_FINISH), Z_STREAM_END);
+  back.resize(stream.total_out);
+  inflateEnd(&stream);
+  EXPECT_EQ(back, text);
+}
+
+// The exporter's renderer keeps its buffers from one scrape to the next: nothing of an earlier
+// snapshot may show in a later one, whatever grew or shrank between them.
+TEST(PrometheusView, ARendererReusedAcrossSnapshotsGivesWhatAFreshOneGives) {
+  const Snapshot one = two_vm_snapshot();
+  Snapshot two = one;
+  two.vms.push_back(one.vms[0]);  // the same name and UUID: the pid label comes in
+  two.vms[1].pid = 200;
+  two.vms[1].threads.pop_back();
+  views::Collectors no_vcpus;
+  no_vcpus.vcpu = false;
+  views::MetricsRenderer renderer;
+  EXPECT_EQ(renderer.render(two, {}), render_metrics(two, {}));
+  EXPECT_EQ(renderer.render(one, {}), render_metrics(one, {}));
+  EXPECT_EQ(renderer.render(two, {}, no_vcpus), render_metrics(two, {}, no_vcpus));
+  EXPECT_EQ(renderer.render(two, {}), render_metrics(two, {}));
 }
 
 TEST(ResolveMaxConnections, FitsUnderTheOpenFileLimit) {

@@ -11,6 +11,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
+#include "sources/bpf/event_decode.h"
 #include "sources/bpf/loaders.h"
 #include "sources/bpf/task_reader.h"
 
@@ -25,48 +26,13 @@ struct EventRing::Programs {
     vcpumap_destroy_event_programs(&loaded);
   }
 
-  static SchedTaskInfo task_info(const vcpumap_sched_task& raw) {
-    SchedTaskInfo info;
-    info.tgid = raw.tgid;
-    info.comm.assign(raw.comm, strnlen(raw.comm, sizeof(raw.comm)));
-    info.cgroup = raw.cgroup;
-    info.kernel_thread = (raw.flags & 0x00200000U) != 0;  // PF_KTHREAD
-    return info;
-  }
-
-  // Called by ring_buffer__consume for each record.
+  // Called by ring_buffer__consume for each record. A record decode_event refuses is skipped:
+  // one bad record is not worth the stream.
   static int on_record(void* context, void* data, std::size_t size) {
     auto* self = static_cast<Programs*>(context);
-    if (size < sizeof(vcpumap_sched_event) || self->out == nullptr) return 0;
-    vcpumap_sched_event raw;
-    std::memcpy(&raw, data, sizeof(raw));
-    SchedEvent event;
-    event.time_ns = raw.time_ns;
-    event.cpu = raw.cpu;
-    switch (raw.kind) {
-      case VCPUMAP_EVENT_SWITCH:
-        event.kind = SchedEvent::Kind::sched_switch;
-        event.prev_pid = raw.prev_pid;
-        event.next_pid = raw.next_pid;
-        event.prev_state = raw.prev_state;
-        event.prev = task_info(raw.prev);
-        event.next = task_info(raw.next);
-        break;
-      case VCPUMAP_EVENT_MIGRATE:
-        event.kind = SchedEvent::Kind::migrate;
-        event.pid = raw.pid;
-        event.orig_cpu = raw.orig_cpu;
-        event.dest_cpu = raw.dest_cpu;
-        break;
-      case VCPUMAP_EVENT_WAKEUP:
-        event.kind = SchedEvent::Kind::wakeup;
-        event.pid = raw.pid;
-        event.target_cpu = raw.target_cpu;
-        break;
-      default:
-        return 0;  // a kind this build does not know: not ours to guess
-    }
-    self->out->push_back(event);
+    if (self->out == nullptr) return 0;
+    auto event = decode_event({static_cast<const std::byte*>(data), size});
+    if (event) self->out->push_back(*event);
     return 0;
   }
 
