@@ -53,6 +53,18 @@ start_as() {
   [[ "$PID_OF_LAST" == "$BG_PID" ]] || fatal "fake_guest $label: printed '$PID_OF_LAST', started $BG_PID"
 }
 
+# vm_in FILE PID PY_EXPR: vm_eval over a `list --json` saved in FILE (other sessions' guests can
+# make the document too long for an argument).
+vm_in() {
+  python3 -c '
+import json, sys
+d = json.load(open(sys.argv[1]))
+v = next(x for x in d["vms"] if x["pid"] == int(sys.argv[2]))
+r = eval(sys.argv[3])
+print("null" if r is None else ",".join(map(str, r)) if isinstance(r, list) else str(r).lower() if isinstance(r, bool) else r)
+' "$1" "$2" "$3"
+}
+
 # --- Proxmox VE -------------------------------------------------------------------------------
 
 # A root whose proc and sys are this host's, with Proxmox's config of VMID 4711.
@@ -83,15 +95,16 @@ PVE_PID=$PID_OF_LAST
 taskset -a -pc 0-1 "$PVE_PID" >/dev/null || fatal "cannot set the affinity of $PVE_PID"
 
 expect_vcpumap --root "$ROOT" --no-libvirt list --json
-LIST=$OUT
-assert_eq "Proxmox VM: its name" "web01" "$(vm_eval "$LIST" "$PVE_PID" "v['name']")"
-assert_eq "Proxmox VM: its VMID" "4711" "$(vm_eval "$LIST" "$PVE_PID" "v['proxmox']['vmid']")"
+LIST=$TEST_TMP/list-proxmox.json
+cp "$OUT_FILE" "$LIST"
+assert_eq "Proxmox VM: its name" "web01" "$(vm_in "$LIST" "$PVE_PID" "v['name']")"
+assert_eq "Proxmox VM: its VMID" "4711" "$(vm_in "$LIST" "$PVE_PID" "v['proxmox']['vmid']")"
 assert_eq "Proxmox VM: the config's affinity, cores, cpuunits, numa; sockets as written" \
   "1 1 2048 false 1" \
-  "$(vm_eval "$LIST" "$PVE_PID" "' '.join(str(v['proxmox'][k]).lower() for k in ('affinity','cores','cpuunits','numa','sockets'))")"
+  "$(vm_in "$LIST" "$PVE_PID" "' '.join(str(v['proxmox'][k]).lower() for k in ('affinity','cores','cpuunits','numa','sockets'))")"
 assert_eq "Proxmox VM: no cpulimit in the config is null" "null" \
-  "$(vm_eval "$LIST" "$PVE_PID" "v['proxmox']['cpulimit']")"
-assert_eq "Proxmox VM: not KubeVirt's" "null" "$(vm_eval "$LIST" "$PVE_PID" "v['kubevirt']")"
+  "$(vm_in "$LIST" "$PVE_PID" "v['proxmox']['cpulimit']")"
+assert_eq "Proxmox VM: not KubeVirt's" "null" "$(vm_in "$LIST" "$PVE_PID" "v['kubevirt']")"
 
 expect_vcpumap --root "$ROOT" --no-libvirt vcpuinfo 4711
 assert_match "vcpuinfo 4711 finds the VM by its VMID" "$OUT" "^VCPU: +0"
@@ -116,7 +129,7 @@ assert_eq "the fix put the vCPU and the main thread on CPU 1" "1,1" \
 run_vcpumap --root "$ROOT" --no-libvirt audit --json "$PVE_PID"
 AUDIT=$OUT
 assert_eq "audit after the fix: no drift from 4711.conf" "" "$(drift "$AUDIT")"
-EMULATOR=$(json_eval "$AUDIT" "[f for f in d['findings'] if f['rule'] == 'emulator-on-vcpu-cpu'][0]")
+EMULATOR=$(json_eval "$AUDIT" "[f for f in d['findings'] if f['rule'] == 'emulator-on-vcpu-cpu' and f['vm'] == 'web01'][0]")
 assert_contains "emulator-on-vcpu-cpu explains Proxmox's affinity" "$EMULATOR" \
   "applies to every thread of the VM, emulator threads included"
 assert_contains "emulator-on-vcpu-cpu gives the per-thread fix" "$EMULATOR" \
@@ -140,15 +153,16 @@ if [[ -n $V1 ]]; then
 fi
 
 expect_vcpumap --no-libvirt list --json
-LIST=$OUT
+LIST=$TEST_TMP/list-kubevirt.json
+cp "$OUT_FILE" "$LIST"
 assert_eq "KubeVirt VM (systemd driver, cgroup v2): namespace, name, pod UID" \
   "tenant-a db-vm $POD_UID" \
-  "$(vm_eval "$LIST" "$KV_PID" "' '.join(v['kubevirt'][k] for k in ('namespace','name','pod_uid'))")"
-assert_eq "KubeVirt VM: its vCPUs as before" "2" "$(vm_eval "$LIST" "$KV_PID" "len(v['vcpus'])")"
+  "$(vm_in "$LIST" "$KV_PID" "' '.join(v['kubevirt'][k] for k in ('namespace','name','pod_uid'))")"
+assert_eq "KubeVirt VM: its vCPUs as before" "2" "$(vm_in "$LIST" "$KV_PID" "len(v['vcpus'])")"
 if [[ -n $V1 ]]; then
   assert_eq "KubeVirt VM (cgroupfs driver, cgroup v1): namespace, name, pod UID" \
     "tenant-b cache $POD_UID_V1" \
-    "$(vm_eval "$LIST" "$KV1_PID" "' '.join(v['kubevirt'][k] for k in ('namespace','name','pod_uid'))")"
+    "$(vm_in "$LIST" "$KV1_PID" "' '.join(v['kubevirt'][k] for k in ('namespace','name','pod_uid'))")"
 else
   # A host without a v1 hierarchy can't put a process in one: the fixture roots of the unit tests
   # (PodCgroup.*, PlatformSnapshot.*) read that layout.
@@ -166,12 +180,13 @@ start_as firecracker firecracker --id mvm-a1 --api-sock "$TEST_TMP/fc.sock" --th
   --name-thread "fc_vcpu 0" --name-thread "fc_vcpu 1" --name-thread fc_api
 FC_PID=$PID_OF_LAST
 expect_vcpumap --no-libvirt list --json
-LIST=$OUT
-assert_eq "Firecracker microVM: named by --id" "mvm-a1" "$(vm_eval "$LIST" "$FC_PID" "v['name']")"
+LIST=$TEST_TMP/list-firecracker.json
+cp "$OUT_FILE" "$LIST"
+assert_eq "Firecracker microVM: named by --id" "mvm-a1" "$(vm_in "$LIST" "$FC_PID" "v['name']")"
 assert_eq "Firecracker microVM: its vCPUs" "0,1" \
-  "$(vm_eval "$LIST" "$FC_PID" "[t['vcpu'] for t in v['vcpus']]")"
+  "$(vm_in "$LIST" "$FC_PID" "[t['vcpu'] for t in v['vcpus']]")"
 assert_eq "Firecracker microVM: no platform sections" "null null" \
-  "$(vm_eval "$LIST" "$FC_PID" "' '.join(str(v[k]) for k in ('proxmox','kubevirt')).replace('None','null')")"
+  "$(vm_in "$LIST" "$FC_PID" "' '.join(str(v[k]) for k in ('proxmox','kubevirt')).replace('None','null')")"
 
 # --- the labels in /metrics ---------------------------------------------------------------------
 
