@@ -65,6 +65,21 @@ std::vector<const AuditedThread*> of_vm(const std::vector<const AuditedThread*>&
   return result;
 }
 
+// Moves one vCPU off `shared`: to a free CPU, else one no vCPU holds alone, else any other
+// online CPU; "" on a host with no other CPU.
+std::string move_one_fix(const AuditContext& context, const Vm& vm, const AuditedThread& vcpu,
+                         const CpuSet& shared) {
+  const auto others = context.online() - shared;
+  for (const auto& candidates :
+       {context.free_cpus(&vcpu) - shared, others - context.held_cpus(nullptr), others}) {
+    if (candidates.empty()) continue;
+    CpuSet one;
+    one.add(candidates.cpus().front());
+    return vcpupin_fix(vm, {vcpu.thread->vcpu}, one);
+  }
+  return {};
+}
+
 struct SharedGroup {
   Severity severity = Severity::warning;
   std::vector<const AuditedThread*> threads;
@@ -85,7 +100,10 @@ void report_shared(const AuditContext& context, const SharedGroup& group,
         "{} are each pinned to {} alone, so they take turns on it and each guest sees the other's "
         "load as steal time",
         list_threads(group.threads), cpus_phrase(group.cpus));
-    fix = spread_fix(*mover, of_vm(group.threads, mover), context.free_cpus());
+    const auto moving = of_vm(group.threads, mover);
+    fix = spread_fix(*mover, moving, context.free_cpus());
+    // Too few free CPUs for all: moving one vCPU off the shared CPU still ends the turn-taking.
+    if (fix.empty()) fix = move_one_fix(context, *mover, *moving.front(), group.cpus);
   } else {
     if (!loose.empty()) mover = loose.back()->vm;
     message = solo.empty()
@@ -107,12 +125,78 @@ void report_shared(const AuditContext& context, const SharedGroup& group,
     }
     if (target.empty()) target = context.free_cpus();
     fix = vcpupin_fix(*mover, indices, target);
+    if (fix.empty()) fix = move_one_fix(context, *mover, *moving.front(), group.cpus);
   }
   auto finding =
       make_finding("shared-pcpu", group.severity, fix_first(mover, vms), group.threads, group.cpus);
   finding.message = std::move(message);
   finding.fix = std::move(fix);
   findings.push_back(std::move(finding));
+}
+
+// Proxmox VE's `affinity:` applies to every thread of the VM, so its emulator threads share the
+// vCPUs' CPUs whatever the VM's size: says so and gives the per-thread pinning Proxmox lacks.
+void proxmox_emulator_finding(const AuditContext& context, const Vm& vm,
+                              std::vector<Finding>& findings) {
+  const auto& config = *vm.proxmox->config;
+  const auto vcpus = context.threads_of(vm, ThreadRole::vcpu);
+  std::vector<const AuditedThread*> emulator;
+  for (const auto* audited : context.helper_threads_of(vm)) {
+    if (is_emulator_role(audited->thread->role)) emulator.push_back(audited);
+  }
+  CpuSet vcpu_cpus;
+  for (const auto* vcpu : vcpus) vcpu_cpus = vcpu_cpus | vcpu->enforced;
+  CpuSet overlap;
+  for (const auto* audited : emulator) overlap = overlap | (audited->enforced & vcpu_cpus);
+  if (vcpus.empty() || emulator.empty() || overlap.empty()) return;
+  // Each vCPU gets a CPU of the affinity and the emulator the rest. An affinity with no CPU to
+  // spare grows by a free one first (qm set), so that the pins stay within it.
+  auto affinity = *config.affinity & context.online();
+  auto cpus = affinity.cpus();  // the vCPUs keep the affinity's CPUs, a spare one comes last
+  std::vector<std::string> commands;
+  if (cpus.size() <= vcpus.size()) {
+    const auto spare = context.online() - affinity - context.held_cpus(&vm);
+    if (!spare.empty()) {
+      cpus.push_back(spare.cpus().front());
+      affinity.add(cpus.back());
+      commands.push_back(
+          fmt::format("qm set {} --affinity {}", vm.proxmox->vmid, affinity.to_list()));
+    }
+  }
+  CpuSet emulator_target;
+  if (cpus.size() > vcpus.size()) {
+    for (std::size_t i = 0; i < vcpus.size(); ++i) {
+      CpuSet one;
+      one.add(cpus[i]);
+      commands.push_back(vcpupin_fix(vm, {vcpus[i]->thread->vcpu}, one));
+    }
+    for (std::size_t i = vcpus.size(); i < cpus.size(); ++i) emulator_target.add(cpus[i]);
+  }
+  if (emulator_target.empty()) {
+    commands.clear();  // no CPU to give the emulator: no pinning keeps them apart
+  } else {
+    commands.push_back(
+        fmt::format("vcpumap emulatorpin {} {}", vm_argument(vm), emulator_target.to_list()));
+  }
+  std::vector<const AuditedThread*> involved = emulator;
+  involved.insert(involved.end(), vcpus.begin(), vcpus.end());
+  auto finding = make_finding("emulator-on-vcpu-cpu", Severity::warning, {&vm}, involved, overlap);
+  std::vector<int> tids;
+  for (const auto* audited : emulator) tids.push_back(audited->thread->tid);
+  std::sort(tids.begin(), tids.end());
+  finding.message = fmt::format(
+      "the emulator threads of {} (tids {}) may run on {} with its vCPUs, because Proxmox's "
+      "'affinity: {}' in {}.conf applies to every thread of the VM, emulator threads included, so "
+      "device emulation and I/O take time from the vCPUs{}; Proxmox can't pin per thread: pin "
+      "the vCPUs and the emulator apart (again after each start)",
+      vm.display_name(), fmt::join(tids, ", "), cpus_phrase(overlap), config.affinity_text,
+      vm.proxmox->vmid, seen_on(emulator, overlap));
+  finding.fix = fmt::format("{}", fmt::join(commands, " && "));
+  findings.push_back(std::move(finding));
+}
+
+bool has_proxmox_affinity(const Vm& vm) {
+  return vm.proxmox && vm.proxmox->config && vm.proxmox->config->affinity;
 }
 
 }  // namespace
@@ -199,6 +283,9 @@ void check_smt_sibling_shared(const AuditContext& context, std::vector<Finding>&
 }
 
 void check_emulator_on_vcpu_cpu(const AuditContext& context, std::vector<Finding>& findings) {
+  for (const auto& vm : context.input().snapshot.vms) {
+    if (vm.pid > 0 && has_proxmox_affinity(vm)) proxmox_emulator_finding(context, vm, findings);
+  }
   const auto held = context.held_cpus(nullptr);
   if (held.empty()) return;
   const auto target = context.online() - held;
@@ -208,6 +295,8 @@ void check_emulator_on_vcpu_cpu(const AuditContext& context, std::vector<Finding
     std::map<std::string, std::vector<const AuditedThread*>> groups;
     for (const auto* audited : context.helper_threads_of(vm)) {
       const auto role = audited->thread->role;
+      // A Proxmox affinity's emulator threads have their finding above.
+      if (has_proxmox_affinity(vm) && is_emulator_role(role)) continue;
       const auto key = role == ThreadRole::iothread ? "io:" + audited->thread->iothread
                        : role == ThreadRole::vhost  ? std::string("vhost")
                                                     : std::string("emulator");

@@ -241,7 +241,9 @@ void add_pin_command(CLI::App& app, const GlobalOptions& global, int& exit_code,
                      const std::string& target_name, bool show_only) {
   auto arguments = std::make_shared<PinArguments>();
   auto* sub = app.add_subcommand(name, description);
-  sub->add_option("VM", arguments->vm, "the VM: name, UUID, libvirt id or PID")->required();
+  sub->add_option("VM", arguments->vm,
+                  "the VM: name, UUID, NAMESPACE/NAME, libvirt id, Proxmox VMID or PID")
+      ->required();
   if (!target_name.empty()) {
     auto* target =
         sub->add_option(target_name, arguments->target,

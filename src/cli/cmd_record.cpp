@@ -135,7 +135,7 @@ void add_record_commands(CLI::App& app, const GlobalOptions& global, int& exit_c
                    "(root; tracefs mounted)");
   record
       ->add_option("vms", options->vms,
-                   "VMs to record (name, UUID, libvirt id or PID); "
+                   "VMs to record (name, UUID, libvirt id, Proxmox VMID or PID); "
                    "default: every VM, also those started meanwhile")
       ->type_name("VM");
   record->callback([&global, &exit_code, options] { exit_code = run_record(global, *options); });

@@ -51,7 +51,10 @@ CLI::App* add_vm_command(CLI::App& app, const GlobalOptions& global, int& exit_c
                          const VmPrinter& print, bool tick_times) {
   auto spec = std::make_shared<std::string>();
   auto* command = app.add_subcommand(name, description);
-  command->add_option("VM", *spec, "the VM: name, UUID or PID")->required();
+  command
+      ->add_option("VM", *spec,
+                   "the VM: name, UUID, NAMESPACE/NAME, libvirt id, Proxmox VMID or PID")
+      ->required();
   command->callback([&global, &exit_code, spec, print, tick_times] {
     exit_code = with_vm(global, *spec, print, tick_times);
   });

@@ -8,6 +8,8 @@
 
 #include "core/identify.h"
 #include "sources/libvirt/status_file.h"
+#include "sources/platform/kubernetes.h"
+#include "sources/platform/proxmox.h"
 #include "sources/qmp/qmp.h"
 #include "util/text.h"
 
@@ -36,6 +38,31 @@ bool assign_by_tid(Vm& vm, const std::map<int, int>& vcpu_tids,
     }
   }
   return true;
+}
+
+// What the platform that runs a VM says about it: Proxmox VE's config for its VMID, KubeVirt's
+// namespace and name from a QEMU in a pod. Remarks on a config that can't be used go to its notes.
+void add_platform(Vm& vm, const VmIdentity& identity, const SnapshotOptions& options) {
+  if (identity.proxmox_vmid > 0) {
+    ProxmoxVm proxmox;
+    proxmox.vmid = identity.proxmox_vmid;
+    if (auto config = proxmox::read_qemu_server_config(options.root, proxmox.vmid)) {
+      proxmox.config = std::move(*config);
+    } else {
+      vm.notes.push_back(fmt::format("{} (Proxmox VMID {}): {}; its configured CPUs are unknown",
+                                     printable(vm.display_name()), proxmox.vmid,
+                                     config.error().message));
+    }
+    vm.proxmox = std::move(proxmox);
+  }
+  if (vm.hypervisor != Hypervisor::qemu) return;
+  // virt-launcher names the domain NAMESPACE_NAME; only a QEMU in a pod is KubeVirt's.
+  if (auto parts = split_kubevirt_name(vm.name)) {
+    if (auto pod = kubernetes::read_pod_cgroup(options.root, vm.pid)) {
+      vm.kubevirt =
+          KubevirtVm{std::move(parts->first), std::move(parts->second), std::move(pod->pod_uid)};
+    }
+  }
 }
 
 // Names the vCPUs of a VM whose threads carry no vCPU names: libvirt's status file, else QMP.
@@ -129,6 +156,7 @@ Result<std::vector<FoundVm>> find_vms(ThreadSource& source, const SnapshotOption
     vm.vm.name = identity->name;
     vm.vm.uuid = identity->uuid;
     vm.vm.hypervisor = identity->hypervisor;
+    add_platform(vm.vm, *identity, options);
     found.push_back(std::move(vm));
   }
 

@@ -103,11 +103,31 @@ Result<const Vm*> find_vm(const Snapshot& snapshot, std::string_view spec) {
     }
   }
   if (matches.empty()) {
-    // A number is a libvirt domain id first (as `virsh vcpuinfo 2`), then a PID.
+    // NAMESPACE/NAME: a KubeVirt VM as kubectl names it.
+    const auto slash = spec.find('/');
+    for (const auto& vm : snapshot.vms) {
+      if (vm.kubevirt && slash != std::string_view::npos &&
+          vm.kubevirt->ns == spec.substr(0, slash) && vm.kubevirt->name == spec.substr(slash + 1)) {
+        matches.push_back(&vm);
+      }
+    }
+  }
+  if (matches.empty()) {
+    // A number is a libvirt domain id first (as `virsh vcpuinfo 2`), then a Proxmox VMID (as
+    // `qm`), then a PID.
     if (const auto id = parse_u64(spec)) {
       for (const auto& vm : snapshot.vms) {
         if (vm.libvirt && vm.libvirt->id >= 0 &&
             static_cast<std::uint64_t>(vm.libvirt->id) == *id) {
+          matches.push_back(&vm);
+        }
+      }
+    }
+  }
+  if (matches.empty()) {
+    if (const auto vmid = parse_u64(spec)) {
+      for (const auto& vm : snapshot.vms) {
+        if (vm.proxmox && static_cast<std::uint64_t>(vm.proxmox->vmid) == *vmid) {
           matches.push_back(&vm);
         }
       }
@@ -123,12 +143,13 @@ Result<const Vm*> find_vm(const Snapshot& snapshot, std::string_view spec) {
   if (matches.size() == 1) return matches.front();
   if (matches.size() > 1) {
     return make_error(ExitCode::bad_input,
-                      "'{}' names {} VMs; name one by UUID, libvirt id or PID (see 'vcpumap list')",
+                      "'{}' names {} VMs; name one by UUID, libvirt id, Proxmox VMID or PID (see "
+                      "'vcpumap list')",
                       printable(spec), matches.size());
   }
   return make_error(ExitCode::bad_input,
-                    "no VM '{}' on this host; name a VM by name, UUID, libvirt id or PID as "
-                    "'vcpumap list' shows them",
+                    "no VM '{}' on this host; name a VM by name, UUID, NAMESPACE/NAME (KubeVirt), "
+                    "libvirt id, Proxmox VMID or PID as 'vcpumap list' shows them",
                     printable(spec));
 }
 

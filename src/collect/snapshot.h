@@ -76,8 +76,8 @@ void attach_watched(Snapshot& snapshot, const libvirt::WatchedView& view);
 // merge_libvirt when `options` ask for libvirt and read this machine's own /proc.
 void merge_libvirt_if_asked(Snapshot& snapshot, const SnapshotOptions& options);
 
-// Finds the VM a user named: by name, UUID, libvirt id or PID. Error (exit 2) names the input when
-// unknown.
+// Finds the VM a user named: by name, UUID, NAMESPACE/NAME (KubeVirt), then a number as a libvirt
+// id, a Proxmox VMID or a PID, in that order. Error (exit 2) names the input when unknown.
 Result<const Vm*> find_vm(const Snapshot& snapshot, std::string_view spec);
 
 }  // namespace vcpumap

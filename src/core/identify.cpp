@@ -1,5 +1,6 @@
 #include "core/identify.h"
 
+#include <algorithm>
 #include <array>
 
 #include <fmt/format.h>
@@ -72,7 +73,47 @@ void read_qemu_name(std::string_view value, VmIdentity& identity) {
   }
 }
 
+// A number written as Proxmox writes VMIDs: digits only, 100 to 999999999.
+std::optional<int> parse_vmid(std::string_view text) {
+  if (text.empty() || text.size() > 9 || text[0] == '0') return std::nullopt;
+  int value = 0;
+  for (const char c : text) {
+    if (c < '0' || c > '9') return std::nullopt;
+    value = value * 10 + (c - '0');
+  }
+  return value;
+}
+
+// The path of an API socket option: "PATH" or cloud-hypervisor's "path=PATH[,...]" ("fd=N"
+// names no socket).
+std::string socket_path(std::string_view value) {
+  if (value.starts_with("path=")) {
+    value.remove_prefix(5);
+    return std::string(value.substr(0, value.find(',')));
+  }
+  if (value.find('=') != std::string_view::npos) return {};
+  return std::string(value);
+}
+
 }  // namespace
+
+std::optional<std::pair<std::string, std::string>> split_kubevirt_name(std::string_view name) {
+  const auto underscore = name.find('_');
+  if (underscore == std::string_view::npos || underscore == 0 || underscore + 1 == name.size()) {
+    return std::nullopt;
+  }
+  const auto ns = name.substr(0, underscore);
+  const auto vm = name.substr(underscore + 1);
+  // Kubernetes names are lower-case DNS names: the namespace a label, the VM a subdomain.
+  const auto dns = [](std::string_view text, bool dots) {
+    return text.size() <= 253 && std::all_of(text.begin(), text.end(), [dots](char c) {
+             return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+                    (dots && c == '.');
+           });
+  };
+  if (ns.size() > 63 || !dns(ns, false) || !dns(vm, true)) return std::nullopt;
+  return std::pair<std::string, std::string>(ns, vm);
+}
 
 std::optional<VmIdentity> identify_vm(const std::vector<std::string>& argv) {
   if (argv.empty()) return std::nullopt;
@@ -84,14 +125,27 @@ std::optional<VmIdentity> identify_vm(const std::vector<std::string>& argv) {
     case Hypervisor::qemu:
       if (auto name = option_value(argv, "-name")) read_qemu_name(*name, identity);
       if (auto uuid = option_value(argv, "-uuid")) identity.uuid = *uuid;
+      // Proxmox VE's QEMU takes the VMID as -id (qemu-server's config_to_command).
+      if (auto id = option_value(argv, "-id")) identity.proxmox_vmid = parse_vmid(*id).value_or(-1);
       break;
     case Hypervisor::firecracker:
-      if (auto id = option_value(argv, "-id")) identity.name = *id;
+      // --id names the microVM; without one, its API socket is what tells it apart.
+      if (auto id = option_value(argv, "-id")) {
+        identity.name = *id;
+      } else if (auto socket = option_value(argv, "-api-sock")) {
+        identity.name = socket_path(*socket);
+      }
       break;
     case Hypervisor::cloud_hypervisor:
-      break;  // it takes no VM name on its command line
+      // It takes no VM name; its API socket (--api-socket [path=]PATH) tells VMs apart.
+      if (auto socket = option_value(argv, "-api-socket")) identity.name = socket_path(*socket);
+      break;
     case Hypervisor::crosvm:
-      if (auto name = option_value(argv, "-name")) identity.name = *name;
+      if (auto name = option_value(argv, "-name")) {
+        identity.name = *name;
+      } else if (auto socket = option_value(argv, "-socket")) {
+        identity.name = socket_path(*socket);  // crosvm run --socket PATH: its control socket
+      }
       break;
   }
   return identity;

@@ -4,6 +4,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "core/model.h"
@@ -16,11 +17,16 @@ struct VmIdentity {
   std::string name;
   std::string uuid;
   bool debug_threads = false;  // QEMU named its threads (-name ...,debug-threads=on)
+  int proxmox_vmid = -1;       // Proxmox VE's VMID (its QEMU's -id), -1 when not given
 };
 
 // The VM a process runs, from its argv (argv[0]'s base name decides the hypervisor); nullopt
 // when the process is not a VM.
 std::optional<VmIdentity> identify_vm(const std::vector<std::string>& argv);
+
+// The namespace and name in a KubeVirt domain name "NAMESPACE_NAME" (virt-launcher's libvirt
+// names domains so; neither part may hold '_' in Kubernetes); nullopt for any other name.
+std::optional<std::pair<std::string, std::string>> split_kubevirt_name(std::string_view name);
 
 // True when a process's comm (its program's base name, cut to 15 bytes) may be a hypervisor's:
 // discovery reads the command lines of these alone when the source gives comms for free. QEMU

@@ -90,6 +90,11 @@ CpuSet Vm::emulator_affinity() const {
   return all;
 }
 
+int ProxmoxConfig::vcpu_count() const {
+  if (vcpus) return *vcpus;
+  return cores.value_or(1) * sockets.value_or(1);
+}
+
 std::string Vm::display_name() const {
   return name.empty() ? fmt::format("pid {}", pid) : name;
 }

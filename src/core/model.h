@@ -145,6 +145,38 @@ struct LibvirtDomain {
   std::optional<NovaInstance> nova;
 };
 
+// What Proxmox VE's ROOT/etc/pve/qemu-server/VMID.conf says about a VM's CPUs: each field is
+// absent when the file does not set it.
+struct ProxmoxConfig {
+  std::string name;
+  std::optional<int> cores;
+  std::optional<int> sockets;
+  std::optional<int> vcpus;  // hot-plugged vCPUs online, when fewer than cores * sockets
+  // PVE >= 7.3's `affinity`: the host CPUs of every thread of the process, emulator threads too.
+  std::optional<CpuSet> affinity;
+  std::string affinity_text;  // as the file writes it
+  std::optional<bool> numa;
+  std::optional<int> cpuunits;
+  std::optional<double> cpulimit;  // host CPUs' worth of time, 0 for no limit
+
+  // The vCPUs the VM starts with: vcpus, else cores * sockets (each defaults to 1).
+  int vcpu_count() const;
+};
+
+// A Proxmox VE guest: QEMU started with -id VMID.
+struct ProxmoxVm {
+  int vmid = 0;
+  std::optional<ProxmoxConfig> config;  // nullopt when the file could not be read
+};
+
+// A KubeVirt VM: QEMU in a virt-launcher pod, named NAMESPACE_NAME as virt-launcher's libvirt
+// names domains.
+struct KubevirtVm {
+  std::string ns;       // the VM's namespace
+  std::string name;     // the VirtualMachineInstance's name
+  std::string pod_uid;  // the virt-launcher pod's UID, from the process's cgroup
+};
+
 struct Vm {
   int pid = 0;       // 0 for an inactive libvirt domain
   std::string name;  // may be empty when the hypervisor was given none
@@ -153,6 +185,8 @@ struct Vm {
   VcpuSource vcpu_source = VcpuSource::unknown;
   std::vector<VmThread> threads;         // sorted: vCPUs by index, then I/O threads, then the rest
   std::optional<LibvirtDomain> libvirt;  // when libvirt manages this VM
+  std::optional<ProxmoxVm> proxmox;      // when Proxmox VE runs it (-id VMID)
+  std::optional<KubevirtVm> kubevirt;    // when it runs in a KubeVirt virt-launcher pod
   // libvirt runs this process (its status file says so) but did not answer: its pinning must go
   // through libvirt, which can't be done now.
   bool libvirt_unanswered = false;

@@ -19,6 +19,30 @@ json string_or_null(const std::string& text) {
   return text.empty() ? json(nullptr) : json(text);
 }
 
+template <typename T>
+json optional_value(const std::optional<T>& value) {
+  return value ? json(*value) : json(nullptr);
+}
+
+// Proxmox VE's VMID and what its qemu-server config says; the config's fields null when the file
+// could not be read or does not set them.
+json proxmox_json(const ProxmoxVm& proxmox) {
+  json out = json::object();
+  out["vmid"] = proxmox.vmid;
+  const ProxmoxConfig none;
+  const auto& config = proxmox.config ? *proxmox.config : none;
+  out["config"] = proxmox.config.has_value();
+  out["name"] = string_or_null(config.name);
+  out["cores"] = optional_value(config.cores);
+  out["sockets"] = optional_value(config.sockets);
+  out["vcpus"] = optional_value(config.vcpus);
+  out["affinity"] = config.affinity ? json(config.affinity->to_list()) : json(nullptr);
+  out["numa"] = optional_value(config.numa);
+  out["cpuunits"] = optional_value(config.cpuunits);
+  out["cpulimit"] = optional_value(config.cpulimit);
+  return out;
+}
+
 }  // namespace
 
 std::string dump_json(const json& document, bool pretty) {
@@ -81,6 +105,12 @@ json vm_json(const Vm& vm) {
             {"cpu_policy", string_or_null(instance.cpu_policy)},
             {"emulator_threads_policy", string_or_null(instance.emulator_threads_policy)}};
   }
+  json kubevirt = nullptr;
+  if (vm.kubevirt) {
+    kubevirt = {{"namespace", vm.kubevirt->ns},
+                {"name", vm.kubevirt->name},
+                {"pod_uid", vm.kubevirt->pod_uid}};
+  }
   const bool has_id = vm.libvirt && vm.libvirt->id >= 0;
   // libvirt's configured pinning (virsh vcpupin), one CPU list per vCPU; null without libvirt.
   json configured = nullptr;
@@ -95,6 +125,8 @@ json vm_json(const Vm& vm) {
       {"state", vm.libvirt ? vm.libvirt->state : std::string("running")},
       {"libvirt", vm.libvirt.has_value()},
       {"nova", std::move(nova)},
+      {"proxmox", vm.proxmox ? proxmox_json(*vm.proxmox) : json(nullptr)},
+      {"kubevirt", std::move(kubevirt)},
       {"uuid", string_or_null(vm.uuid)},
       {"hypervisor", std::string(to_string(vm.hypervisor))},
       {"vcpu_source", std::string(to_string(vm.vcpu_source))},

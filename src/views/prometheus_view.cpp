@@ -180,7 +180,8 @@ struct ThreadFamilies {
 };
 
 // The labels that name a VM on every per-VM series: vm and uuid, the pid when two VMs would
-// otherwise look the same, libvirt's id and nova's names when libvirt manages the VM.
+// otherwise look the same, libvirt's id and nova's names when libvirt manages the VM, Proxmox's
+// VMID and KubeVirt's namespace, VM and pod when those platforms run it.
 Labels vm_labels(const Vm& vm, bool ambiguous) {
   Labels labels = {{"vm", vm.display_name()}, {"uuid", vm.uuid}};
   if (ambiguous) labels.emplace_back("pid", std::to_string(vm.pid));
@@ -191,6 +192,12 @@ Labels vm_labels(const Vm& vm, bool ambiguous) {
       labels.emplace_back("nova_flavor", vm.libvirt->nova->flavor);
       labels.emplace_back("nova_project", vm.libvirt->nova->project);
     }
+  }
+  if (vm.proxmox) labels.emplace_back("proxmox_vmid", std::to_string(vm.proxmox->vmid));
+  if (vm.kubevirt) {
+    labels.emplace_back("namespace", vm.kubevirt->ns);
+    labels.emplace_back("kubevirt_vm", vm.kubevirt->name);
+    labels.emplace_back("pod_uid", vm.kubevirt->pod_uid);
   }
   return labels;
 }
