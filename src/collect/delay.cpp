@@ -162,6 +162,25 @@ DelayReport attribute_delay(const Snapshot& snapshot, const std::vector<const Vm
   return report;
 }
 
+namespace {}  // namespace
+
+std::vector<bpf::DelayPair> subtract_pairs(const std::vector<bpf::DelayPair>& now,
+                                           const std::vector<bpf::DelayPair>& before) {
+  std::map<std::tuple<int, int, int>, std::uint64_t> earlier;
+  for (const auto& pair : before) {
+    earlier[{pair.waiter_tid, pair.culprit_tgid, pair.culprit_tid}] = pair.ns;
+  }
+  std::vector<bpf::DelayPair> added;
+  for (const auto& pair : now) {
+    const auto found = earlier.find({pair.waiter_tid, pair.culprit_tgid, pair.culprit_tid});
+    const std::uint64_t was = found == earlier.end() ? 0 : found->second;
+    if (pair.ns <= was) continue;  // nothing new (totals only grow)
+    added.push_back(pair);
+    added.back().ns = pair.ns - was;
+  }
+  return added;
+}
+
 namespace {
 
 Result<RunDelays> read_run_delays(ThreadSource& source, const std::vector<int>& pids) {
@@ -256,34 +275,65 @@ Result<std::unique_ptr<DelayWatch>> DelayWatch::open() {
   return std::unique_ptr<DelayWatch>(new DelayWatch(std::move(*tracer)));
 }
 
-Result<DelayReport> DelayWatch::update(const Snapshot& snapshot) {
-  std::vector<int> fresh;
-  RunDelays now;
-  std::vector<const Vm*> vms;
+Result<DelayWatch::Reading> DelayWatch::read(const Snapshot& snapshot) {
+  Reading reading;
+  std::vector<int> fresh, others;
   for (const auto& vm : snapshot.vms) {
     if (vm.pid == 0) continue;
-    vms.push_back(&vm);
-    for (const VmThread* vcpu : vm.vcpus()) {
-      if (!vcpu->facts.run_delay_ns) continue;
-      now.emplace_back(vcpu->tid, *vcpu->facts.run_delay_ns);
+    reading.vms.push_back(&vm);
+    for (const auto& thread : vm.threads) {
+      if (thread.role != ThreadRole::vcpu) {
+        // ran_beside needs to know every VM thread in the kernel, not only the vCPUs.
+        if (others_.insert(thread.tid).second) others.push_back(thread.tid);
+        continue;
+      }
+      if (!thread.facts.run_delay_ns) continue;
+      reading.now.emplace_back(thread.tid, *thread.facts.run_delay_ns);
       const bool known = std::any_of(baselines_.begin(), baselines_.end(),
-                                     [&](const auto& entry) { return entry.first == vcpu->tid; });
+                                     [&](const auto& entry) { return entry.first == thread.tid; });
       if (!known) {
-        fresh.push_back(vcpu->tid);
-        baselines_.emplace_back(vcpu->tid, *vcpu->facts.run_delay_ns);
+        fresh.push_back(thread.tid);
+        baselines_.emplace_back(thread.tid, *thread.facts.run_delay_ns);
       }
     }
   }
-  if (auto watched = tracer_->watch(fresh, {}); !watched) return watched.error();
+  if (auto watched = tracer_->watch(fresh, others); !watched) return watched.error();
   if (!attached_) {
     if (auto attached = tracer_->attach(); !attached) return attached.error();
     attached_ = true;
-    started_ = std::chrono::steady_clock::now();
+    started_ = previous_ = std::chrono::steady_clock::now();
   }
   auto pairs = tracer_->read();
   if (!pairs) return pairs.error();
-  return attribute_delay(snapshot, vms, *pairs, baselines_, now,
+  reading.pairs = std::move(*pairs);
+  return reading;
+}
+
+Result<DelayReport> DelayWatch::update(const Snapshot& snapshot) {
+  auto reading = read(snapshot);
+  if (!reading) return reading.error();
+  return attribute_delay(snapshot, reading->vms, reading->pairs, baselines_, reading->now,
                          std::chrono::steady_clock::now() - started_);
+}
+
+Result<DelayReport> DelayWatch::update_interval(const Snapshot& snapshot) {
+  auto reading = read(snapshot);
+  if (!reading) return reading.error();
+  const auto now = std::chrono::steady_clock::now();
+  // A vCPU first seen now starts its window here; one seen before, at the previous call.
+  RunDelays before = previous_delays_;
+  for (const auto& [tid, ns] : reading->now) {
+    const bool known = std::any_of(before.begin(), before.end(),
+                                   [tid](const auto& entry) { return entry.first == tid; });
+    if (!known) before.emplace_back(tid, ns);
+  }
+  auto pairs = subtract_pairs(reading->pairs, previous_pairs_);
+  auto report =
+      attribute_delay(snapshot, reading->vms, pairs, before, reading->now, now - previous_);
+  previous_delays_ = std::move(reading->now);
+  previous_pairs_ = std::move(reading->pairs);
+  previous_ = now;
+  return report;
 }
 
 }  // namespace vcpumap

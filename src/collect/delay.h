@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -75,6 +76,11 @@ DelayReport attribute_delay(const Snapshot& snapshot, const std::vector<const Vm
                             const std::vector<bpf::DelayPair>& pairs, const RunDelays& before,
                             const RunDelays& after, std::chrono::nanoseconds duration);
 
+// The totals `now` less those of an earlier read `before` (by waiter and culprit): what was added
+// in between. Pairs that added nothing are left out.
+std::vector<bpf::DelayPair> subtract_pairs(const std::vector<bpf::DelayPair>& now,
+                                           const std::vector<bpf::DelayPair>& before);
+
 // Watches the vCPUs of the VMs named in `specs` (every VM when empty) for `duration` through
 // `source` and gives who delayed each. With `program_stats`, the kernel also counts what each
 // BPF program cost meanwhile (BPF_ENABLE_STATS, held for the window only).
@@ -91,13 +97,30 @@ class DelayWatch {
   // Watches `snapshot`'s vCPUs not watched yet and gives each vCPU's split since it was first
   // watched: one map read, whatever the switch rate.
   Result<DelayReport> update(const Snapshot& snapshot);
+  // The same, over the interval since the previous call only (top's rows): the first call gives
+  // empty splits, as the vCPUs' windows start there.
+  Result<DelayReport> update_interval(const Snapshot& snapshot);
 
  private:
   explicit DelayWatch(std::unique_ptr<bpf::DelayTracer> tracer) : tracer_(std::move(tracer)) {}
+  // Watches the vCPUs new in `snapshot` (their run delay now is their baseline), attaches at the
+  // first call, and gives the VMs, every vCPU's run delay now, and the kernel's totals.
+  struct Reading {
+    std::vector<const Vm*> vms;
+    RunDelays now;
+    std::vector<bpf::DelayPair> pairs;
+  };
+  Result<Reading> read(const Snapshot& snapshot);
+
   std::unique_ptr<bpf::DelayTracer> tracer_;
   bool attached_ = false;
-  RunDelays baselines_;  // by tid: the run delay when first watched
+  RunDelays baselines_;   // by tid: the run delay when first watched
+  std::set<int> others_;  // the VMs' other threads watched so far
   std::chrono::steady_clock::time_point started_;
+  // update_interval: the previous call's run delays and totals, and when it was.
+  RunDelays previous_delays_;
+  std::vector<bpf::DelayPair> previous_pairs_;
+  std::chrono::steady_clock::time_point previous_;
 };
 
 }  // namespace vcpumap

@@ -10,6 +10,8 @@ namespace {
 // The culprits shown per vCPU in text; the rest are summed in one line (JSON has them all).
 constexpr std::size_t kTextCulprits = 5;
 
+}  // namespace
+
 nlohmann::json culprit_json(const Culprit& culprit) {
   nlohmann::json out = {{"kind", to_string(culprit.kind)}, {"ns", culprit.ns}};
   switch (culprit.kind) {
@@ -57,7 +59,45 @@ std::string culprit_text(const Culprit& culprit) {
   return {};
 }
 
-}  // namespace
+std::string culprit_label(const Culprit& culprit) {
+  switch (culprit.kind) {
+    case CulpritKind::vcpu:
+      return fmt::format("{}:vcpu{}", culprit.vm, culprit.vcpu);
+    case CulpritKind::emulator:
+      return culprit.vm + ":emulator";
+    case CulpritKind::iothread:
+      return culprit.vm + ":iothread " + culprit.iothread;
+    case CulpritKind::host:
+    case CulpritKind::kernel:
+      return culprit.comm;
+    case CulpritKind::other:
+      return "other";
+  }
+  return "other";
+}
+
+std::vector<std::string> culprit_lines(const VcpuDelay& vcpu, std::size_t shown) {
+  std::vector<std::string> lines;
+  const std::uint64_t total = vcpu.run_delay_ns.value_or(0);
+  const double whole =
+      static_cast<double>(std::max<std::uint64_t>(std::max(total, vcpu.attributed_ns), 1));
+  std::uint64_t rest = 0;
+  for (std::size_t i = 0; i < vcpu.behind.size(); ++i) {
+    const auto& culprit = vcpu.behind[i];
+    if (i >= shown) {
+      rest += culprit.ns;
+      continue;
+    }
+    lines.push_back(fmt::format("    {:>5.1f}%  {:<8} {}", 100.0 * culprit.ns / whole,
+                                to_string(culprit.kind), culprit_text(culprit)));
+  }
+  if (rest > 0) {
+    lines.push_back(fmt::format("    {:>5.1f}%  ({} more culprits)", 100.0 * rest / whole,
+                                vcpu.behind.size() - shown));
+  }
+  if (!vcpu.mismatch.empty()) lines.push_back(fmt::format("    note: {}", vcpu.mismatch));
+  return lines;
+}
 
 nlohmann::json delay_json(const DelayReport& report) {
   nlohmann::json vms = nlohmann::json::array();
@@ -113,23 +153,7 @@ std::string render_delay_text(const DelayReport& report) {
       const std::uint64_t total = *vcpu.run_delay_ns;
       out += fmt::format("  vCPU {:<3} tid {:<8} waited {:>9.1f} ms ({:.1f}% of the window)\n",
                          vcpu.vcpu, vcpu.tid, total / 1e6, 100.0 * total / window);
-      const double whole =
-          static_cast<double>(std::max<std::uint64_t>(std::max(total, vcpu.attributed_ns), 1));
-      std::uint64_t rest = 0;
-      for (std::size_t i = 0; i < vcpu.behind.size(); ++i) {
-        const auto& culprit = vcpu.behind[i];
-        if (i >= kTextCulprits) {
-          rest += culprit.ns;
-          continue;
-        }
-        out += fmt::format("    {:>5.1f}%  {:<8} {}\n", 100.0 * culprit.ns / whole,
-                           to_string(culprit.kind), culprit_text(culprit));
-      }
-      if (rest > 0) {
-        out += fmt::format("    {:>5.1f}%  ({} more culprits)\n", 100.0 * rest / whole,
-                           vcpu.behind.size() - kTextCulprits);
-      }
-      if (!vcpu.mismatch.empty()) out += fmt::format("    note: {}\n", vcpu.mismatch);
+      for (const auto& line : culprit_lines(vcpu, kTextCulprits)) out += line + "\n";
     }
   }
   if (report.vms.empty()) out += "\nno VM is running here\n";
