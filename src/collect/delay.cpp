@@ -1,6 +1,7 @@
 #include "collect/delay.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <map>
 #include <thread>
 #include <tuple>
@@ -80,18 +81,14 @@ std::string format_ms(std::uint64_t ns) {
   return fmt::format("{:.1f} ms", ns / 1e6);
 }
 
-VcpuDelay split_one(const VmThread& vcpu, const std::vector<bpf::DelayPair>& pairs,
-                    const std::map<int, KnownThread>& known, const RunDelays& before,
-                    const RunDelays& after) {
-  VcpuDelay out;
-  out.vcpu = vcpu.vcpu;
-  out.tid = vcpu.tid;
-  out.run_delay_ns = delta(before, after, vcpu.tid);
+// `tid`'s pairs as culprits, one per thing they name (unsorted); `sum` gets their total.
+std::vector<Culprit> merge_culprits(const std::vector<bpf::DelayPair>& pairs, int tid,
+                                    const std::map<int, KnownThread>& known, std::uint64_t& sum) {
   std::vector<Culprit> merged;
   for (const auto& pair : pairs) {
-    if (pair.waiter_tid != vcpu.tid) continue;
+    if (pair.waiter_tid != tid) continue;
     auto culprit = classify(pair, known);
-    out.attributed_ns += culprit.ns;
+    sum += culprit.ns;
     const auto same = std::find_if(merged.begin(), merged.end(), [&](const Culprit& c) {
       return culprit_key(c) == culprit_key(culprit);
     });
@@ -101,6 +98,22 @@ VcpuDelay split_one(const VmThread& vcpu, const std::vector<bpf::DelayPair>& pai
       merged.push_back(std::move(culprit));
     }
   }
+  return merged;
+}
+
+void largest_first(std::vector<Culprit>& culprits) {
+  std::stable_sort(culprits.begin(), culprits.end(),
+                   [](const Culprit& a, const Culprit& b) { return a.ns > b.ns; });
+}
+
+VcpuDelay split_one(const VmThread& vcpu, const std::vector<bpf::DelayPair>& pairs,
+                    const std::map<int, KnownThread>& known, const RunDelays& before,
+                    const RunDelays& after) {
+  VcpuDelay out;
+  out.vcpu = vcpu.vcpu;
+  out.tid = vcpu.tid;
+  out.run_delay_ns = delta(before, after, vcpu.tid);
+  auto merged = merge_culprits(pairs, vcpu.tid, known, out.attributed_ns);
   if (out.run_delay_ns) {
     const std::uint64_t total = *out.run_delay_ns;
     if (total > out.attributed_ns) {
@@ -119,8 +132,7 @@ VcpuDelay split_one(const VmThread& vcpu, const std::vector<bpf::DelayPair>& pai
           total > out.attributed_ns ? format_ms(total - out.attributed_ns) : std::string("none"));
     }
   }
-  std::stable_sort(merged.begin(), merged.end(),
-                   [](const Culprit& a, const Culprit& b) { return a.ns > b.ns; });
+  largest_first(merged);
   out.behind = std::move(merged);
   return out;
 }
@@ -147,7 +159,8 @@ std::string_view to_string(CulpritKind kind) {
 
 DelayReport attribute_delay(const Snapshot& snapshot, const std::vector<const Vm*>& vms,
                             const std::vector<bpf::DelayPair>& pairs, const RunDelays& before,
-                            const RunDelays& after, std::chrono::nanoseconds duration) {
+                            const RunDelays& after, std::chrono::nanoseconds duration,
+                            const std::optional<std::vector<bpf::DelayPair>>& beside) {
   DelayReport report;
   report.duration_ns = static_cast<std::uint64_t>(duration.count());
   report.source = "bpf";
@@ -156,6 +169,12 @@ DelayReport attribute_delay(const Snapshot& snapshot, const std::vector<const Vm
     VmDelay out{vm->display_name(), vm->pid, vm->uuid, {}};
     for (const VmThread* vcpu : vm->vcpus()) {
       out.vcpus.push_back(split_one(*vcpu, pairs, known, before, after));
+      if (beside) {
+        std::uint64_t sum = 0;
+        auto culprits = merge_culprits(*beside, vcpu->tid, known, sum);
+        largest_first(culprits);
+        out.vcpus.back().ran_beside = std::move(culprits);
+      }
     }
     report.vms.push_back(std::move(out));
   }
@@ -195,6 +214,41 @@ Result<RunDelays> read_run_delays(ThreadSource& source, const std::vector<int>& 
 
 }  // namespace
 
+Result<std::vector<std::vector<int>>> smt_siblings(const Topology& topology) {
+  std::vector<std::vector<int>> siblings;
+  const auto add_core = [&](const CpuSet& core) {
+    for (const int cpu : core.cpus()) {
+      if (cpu < 0) continue;
+      if (siblings.size() <= static_cast<std::size_t>(cpu)) siblings.resize(cpu + 1);
+      for (const int other : core.cpus()) {
+        if (other != cpu) siblings[static_cast<std::size_t>(cpu)].push_back(other);
+      }
+    }
+  };
+  if (const char* forced = std::getenv("VCPUMAP_DELAY_SIBLINGS"); forced && *forced) {
+    auto core = CpuSet::parse_list(forced);
+    if (!core) {
+      return make_error(ExitCode::bad_input,
+                        "VCPUMAP_DELAY_SIBLINGS='{}' is no CPU list: give one such as 0-1", forced);
+    }
+    add_core(*core);
+    return siblings;
+  }
+  for (const auto& cpu : topology.cpus) {
+    // Each core once, from its first CPU; offline CPUs have no siblings listed.
+    if (cpu.siblings.count() >= 2 && cpu.siblings.cpus().front() == cpu.cpu) add_core(cpu.siblings);
+  }
+  return siblings;
+}
+
+std::string ran_beside_unmeasured(const std::vector<std::vector<int>>& siblings) {
+  const bool smt = std::any_of(siblings.begin(), siblings.end(),
+                               [](const auto& others) { return !others.empty(); });
+  return smt ? std::string()
+             : "this host has no SMT (one thread per core), so no vCPU runs beside another on "
+               "its core";
+}
+
 Result<DelayReport> measure_delay(const SnapshotOptions& options, ThreadSource& source,
                                   const std::vector<std::string>& specs,
                                   std::chrono::nanoseconds duration, bool program_stats) {
@@ -224,6 +278,9 @@ Result<DelayReport> measure_delay(const SnapshotOptions& options, ThreadSource& 
     }
   }
   if (auto watched = (*tracer)->watch(vcpus, others); !watched) return watched.error();
+  auto siblings = smt_siblings(snapshot->topology);
+  if (!siblings) return siblings.error();
+  if (auto set = (*tracer)->set_siblings(*siblings); !set) return set.error();
   std::optional<Fd> stats;
   if (program_stats) {
     auto enabled = bpf::enable_program_stats();
@@ -242,7 +299,15 @@ Result<DelayReport> measure_delay(const SnapshotOptions& options, ThreadSource& 
   if (!after) return after.error();
   auto pairs = (*tracer)->read();
   if (!pairs) return pairs.error();
-  auto report = attribute_delay(*snapshot, chosen, *pairs, *before, *after, elapsed);
+  std::optional<std::vector<bpf::DelayPair>> beside;
+  const auto why = ran_beside_unmeasured(*siblings);
+  if (why.empty()) {
+    auto read = (*tracer)->read_beside();
+    if (!read) return read.error();
+    beside = std::move(*read);
+  }
+  auto report = attribute_delay(*snapshot, chosen, *pairs, *before, *after, elapsed, beside);
+  report.ran_beside_why = why;
   report.notes = snapshot->notes;
   std::uint64_t missed = 0;
   const auto costs = (*tracer)->program_stats();
@@ -259,6 +324,12 @@ Result<DelayReport> measure_delay(const SnapshotOptions& options, ThreadSource& 
         "the kernel skipped {} sched events (another BPF program was running on that CPU): the "
         "waits they would have ended or begun are in `other`",
         missed));
+  }
+  if (const auto dropped = (*tracer)->dropped().beside; dropped > 0) {
+    report.notes.push_back(fmt::format(
+        "the BPF programs could not keep {} stretches of ran_beside for lack of room: it is short "
+        "by that",
+        dropped));
   }
   if (const auto dropped = (*tracer)->dropped(); dropped.total() > 0) {
     report.notes.push_back(fmt::format(
@@ -299,6 +370,10 @@ Result<DelayWatch::Reading> DelayWatch::read(const Snapshot& snapshot) {
   }
   if (auto watched = tracer_->watch(fresh, others); !watched) return watched.error();
   if (!attached_) {
+    auto siblings = smt_siblings(snapshot.topology);
+    if (!siblings) return siblings.error();
+    if (auto set = tracer_->set_siblings(*siblings); !set) return set.error();
+    ran_beside_why_ = ran_beside_unmeasured(*siblings);
     if (auto attached = tracer_->attach(); !attached) return attached.error();
     attached_ = true;
     started_ = previous_ = std::chrono::steady_clock::now();
@@ -306,14 +381,21 @@ Result<DelayWatch::Reading> DelayWatch::read(const Snapshot& snapshot) {
   auto pairs = tracer_->read();
   if (!pairs) return pairs.error();
   reading.pairs = std::move(*pairs);
+  if (ran_beside_why_.empty()) {
+    auto beside = tracer_->read_beside();
+    if (!beside) return beside.error();
+    reading.beside = std::move(*beside);
+  }
   return reading;
 }
 
 Result<DelayReport> DelayWatch::update(const Snapshot& snapshot) {
   auto reading = read(snapshot);
   if (!reading) return reading.error();
-  return attribute_delay(snapshot, reading->vms, reading->pairs, baselines_, reading->now,
-                         std::chrono::steady_clock::now() - started_);
+  auto report = attribute_delay(snapshot, reading->vms, reading->pairs, baselines_, reading->now,
+                                std::chrono::steady_clock::now() - started_, reading->beside);
+  report.ran_beside_why = ran_beside_why_;
+  return report;
 }
 
 Result<DelayReport> DelayWatch::update_interval(const Snapshot& snapshot) {
@@ -328,10 +410,14 @@ Result<DelayReport> DelayWatch::update_interval(const Snapshot& snapshot) {
     if (!known) before.emplace_back(tid, ns);
   }
   auto pairs = subtract_pairs(reading->pairs, previous_pairs_);
+  std::optional<std::vector<bpf::DelayPair>> beside;
+  if (reading->beside) beside = subtract_pairs(*reading->beside, previous_beside_);
   auto report =
-      attribute_delay(snapshot, reading->vms, pairs, before, reading->now, now - previous_);
+      attribute_delay(snapshot, reading->vms, pairs, before, reading->now, now - previous_, beside);
+  report.ran_beside_why = ran_beside_why_;
   previous_delays_ = std::move(reading->now);
   previous_pairs_ = std::move(reading->pairs);
+  if (reading->beside) previous_beside_ = std::move(*reading->beside);
   previous_ = now;
   return report;
 }

@@ -41,6 +41,9 @@ struct VcpuDelay {
   std::optional<std::uint64_t> run_delay_ns;
   std::uint64_t attributed_ns = 0;  // what the kernel split among culprits (other excluded)
   std::vector<Culprit> behind;      // largest first; `other` holds the unattributed remainder
+  // How long it ran while another VM's thread ran on an SMT sibling of its CPU, by that thread,
+  // largest first; nullopt when not measured (no SMT here: DelayReport::ran_beside_why).
+  std::optional<std::vector<Culprit>> ran_beside;
   // Set when the split and the delta differ by more than 5%: what the difference is.
   std::string mismatch;
 };
@@ -64,6 +67,7 @@ struct DelayReport {
   std::string source;  // "bpf"
   std::vector<VmDelay> vms;
   std::vector<std::string> notes;     // e.g. what the programs dropped
+  std::string ran_beside_why;         // why ran_beside is not measured; empty when it is
   std::vector<ProgramCost> programs;  // with program_stats only
 };
 
@@ -71,10 +75,19 @@ struct DelayReport {
 using RunDelays = std::vector<std::pair<int, std::uint64_t>>;
 
 // Classifies `pairs` against `snapshot` into one VcpuDelay per vCPU of `vms`, each checked
-// against its run delay delta (`after` - `before`).
+// against its run delay delta (`after` - `before`); `beside`, when measured, into each vCPU's
+// ran_beside.
 DelayReport attribute_delay(const Snapshot& snapshot, const std::vector<const Vm*>& vms,
                             const std::vector<bpf::DelayPair>& pairs, const RunDelays& before,
-                            const RunDelays& after, std::chrono::nanoseconds duration);
+                            const RunDelays& after, std::chrono::nanoseconds duration,
+                            const std::optional<std::vector<bpf::DelayPair>>& beside = {});
+
+// For ran_beside: each CPU's SMT siblings (the other CPUs of its core), by CPU number; empty
+// when no online CPU shares its core. VCPUMAP_DELAY_SIBLINGS=CPULIST (tests, and hosts whose
+// sysfs hides SMT) makes the CPUs listed count as one core's siblings instead.
+Result<std::vector<std::vector<int>>> smt_siblings(const Topology& topology);
+// Why ran_beside is not measured with `siblings` (empty when it is).
+std::string ran_beside_unmeasured(const std::vector<std::vector<int>>& siblings);
 
 // The totals `now` less those of an earlier read `before` (by waiter and culprit): what was added
 // in between. Pairs that added nothing are left out.
@@ -109,6 +122,7 @@ class DelayWatch {
     std::vector<const Vm*> vms;
     RunDelays now;
     std::vector<bpf::DelayPair> pairs;
+    std::optional<std::vector<bpf::DelayPair>> beside;
   };
   Result<Reading> read(const Snapshot& snapshot);
 
@@ -116,10 +130,11 @@ class DelayWatch {
   bool attached_ = false;
   RunDelays baselines_;   // by tid: the run delay when first watched
   std::set<int> others_;  // the VMs' other threads watched so far
+  std::string ran_beside_why_;
   std::chrono::steady_clock::time_point started_;
   // update_interval: the previous call's run delays and totals, and when it was.
   RunDelays previous_delays_;
-  std::vector<bpf::DelayPair> previous_pairs_;
+  std::vector<bpf::DelayPair> previous_pairs_, previous_beside_;
   std::chrono::steady_clock::time_point previous_;
 };
 

@@ -10,6 +10,8 @@ namespace {
 // The culprits shown per vCPU in text; the rest are summed in one line (JSON has them all).
 constexpr std::size_t kTextCulprits = 5;
 
+nlohmann::json beside_json(const VcpuDelay& vcpu);
+
 }  // namespace
 
 nlohmann::json culprit_json(const Culprit& culprit) {
@@ -99,6 +101,17 @@ std::vector<std::string> culprit_lines(const VcpuDelay& vcpu, std::size_t shown)
   return lines;
 }
 
+namespace {
+
+nlohmann::json beside_json(const VcpuDelay& vcpu) {
+  if (!vcpu.ran_beside) return nullptr;
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& culprit : *vcpu.ran_beside) out.push_back(culprit_json(culprit));
+  return out;
+}
+
+}  // namespace
+
 nlohmann::json delay_json(const DelayReport& report) {
   nlohmann::json vms = nlohmann::json::array();
   for (const auto& vm : report.vms) {
@@ -112,8 +125,8 @@ nlohmann::json delay_json(const DelayReport& report) {
                                                           : nlohmann::json(nullptr)},
                        {"attributed_ns", vcpu.attributed_ns},
                        {"behind", behind},
-                       // SMT co-running is not measured yet: unknown, not "nothing".
-                       {"ran_beside", nullptr},
+                       // Unmeasured (no SMT here) is unknown, not "nothing": null.
+                       {"ran_beside", beside_json(vcpu)},
                        {"mismatch", vcpu.mismatch.empty() ? nlohmann::json(nullptr)
                                                           : nlohmann::json(vcpu.mismatch)}});
     }
@@ -122,6 +135,9 @@ nlohmann::json delay_json(const DelayReport& report) {
   nlohmann::json out = {{"duration_ns", report.duration_ns},
                         {"source", report.source},
                         {"vms", vms},
+                        {"ran_beside_unavailable", report.ran_beside_why.empty()
+                                                       ? nlohmann::json(nullptr)
+                                                       : nlohmann::json(report.ran_beside_why)},
                         {"notes", report.notes}};
   if (!report.programs.empty()) {
     nlohmann::json programs = nlohmann::json::array();
@@ -154,9 +170,21 @@ std::string render_delay_text(const DelayReport& report) {
       out += fmt::format("  vCPU {:<3} tid {:<8} waited {:>9.1f} ms ({:.1f}% of the window)\n",
                          vcpu.vcpu, vcpu.tid, total / 1e6, 100.0 * total / window);
       for (const auto& line : culprit_lines(vcpu, kTextCulprits)) out += line + "\n";
+      if (vcpu.ran_beside && !vcpu.ran_beside->empty()) {
+        std::uint64_t sum = 0;
+        for (const auto& culprit : *vcpu.ran_beside) sum += culprit.ns;
+        out +=
+            fmt::format("    ran beside another VM on its SMT sibling {:.1f} ms, most beside {}\n",
+                        sum / 1e6, culprit_text(vcpu.ran_beside->front()));
+      } else if (vcpu.ran_beside) {
+        out += "    ran beside no other VM on its SMT sibling\n";
+      }
     }
   }
   if (report.vms.empty()) out += "\nno VM is running here\n";
+  if (!report.ran_beside_why.empty()) {
+    out += fmt::format("\nran beside (SMT): n/a: {}\n", report.ran_beside_why);
+  }
   for (const auto& note : report.notes) out += fmt::format("\nnote: {}\n", note);
   if (!report.programs.empty()) out += "\nBPF programs over the window (BPF_ENABLE_STATS)\n";
   for (const auto& program : report.programs) {

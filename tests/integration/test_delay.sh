@@ -59,10 +59,11 @@ chmod +x "$SPINNER"
 
 # vcpu_tid PID: the tid of the fake guest's vCPU 0.
 vcpu_tid() { thread_tid "$1" "CPU 0/KVM"; }
-contend() {  # contend TID: pins TID to $CPU, in the test's cgroup
-  taskset -pc "$CPU" "$1" >/dev/null || fatal "cannot pin thread $1 to CPU $CPU"
+pin_to() {  # pin_to TID CPU: pins TID to CPU, in the test's cgroup
+  taskset -pc "$2" "$1" >/dev/null || fatal "cannot pin thread $1 to CPU $2"
   echo "$1" >"$CGROUP/tasks" || fatal "cannot move thread $1 into $CGROUP"
 }
+contend() { pin_to "$1" "$CPU"; }  # contend TID: pins TID to $CPU, in the test's cgroup
 stop() {  # stop PID...: ends processes this test started, and waits for them
   kill "$@"
   wait "$@" 2>/dev/null
@@ -190,13 +191,50 @@ expect_vcpumap --no-libvirt --json delay -d 3s itest-delay-left itest-delay-righ
 TWO=$OUT
 assert_eq "two VMs: both are measured" "itest-delay-left,itest-delay-right" \
   "$(json_eval "$TWO" "[v['name'] for v in d['vms']]")"
-for pair in "left right $RIGHT_PID" "right left $LEFT_PID"; do
-  read -r me other other_pid <<<"$pair"
-  assert_eq "two VMs: $me's vCPU 0 waits first behind $other's vCPU 0" \
-    "vcpu itest-delay-$other $other_pid 0" \
-    "$(json_eval "$TWO" "(lambda b: ' '.join(str(b.get(k)) for k in ('kind', 'vm', 'pid', 'vcpu')))(next(v for v in d['vms'] if v['name'] == 'itest-delay-$me')['vcpus'][0]['behind'][0])")"
-done
+# each_other DOC FIELD LABEL: left's and right's vCPU 0 each have the other's vCPU 0 first in
+# FIELD (behind, ran_beside) of `delay --json` output DOC.
+each_other() {
+  local doc=$1 field=$2 label=$3 pair me other other_pid
+  for pair in "left right $RIGHT_PID" "right left $LEFT_PID"; do
+    read -r me other other_pid <<<"$pair"
+    assert_eq "$label: $me's vCPU 0 has $other's vCPU 0 first in $field" \
+      "vcpu itest-delay-$other $other_pid 0" \
+      "$(json_eval "$doc" "(lambda b: ' '.join(str(b.get(k)) for k in ('kind', 'vm', 'pid', 'vcpu')))(next(v for v in d['vms'] if v['name'] == 'itest-delay-$me')['vcpus'][0]['$field'][0])")"
+  done
+}
+each_other "$TWO" behind "two VMs"
 check_sums "$TWO" "two VMs"
+
+# --- ran_beside: what ran on the vCPU's SMT sibling -------------------------------------------
+# This host's own topology: without SMT, ran_beside is null (unknown), never 0, and says why.
+if [[ "$(cat /sys/devices/system/cpu/cpu*/topology/thread_siblings_list | sort -u | tr -d '0-9\n')" == "" ]]; then
+  assert_eq "no SMT here: every vCPU's ran_beside is null" "true" \
+    "$(json_eval "$TWO" "all(c['ran_beside'] is None for v in d['vms'] for c in v['vcpus'])")"
+  assert_contains "no SMT here: delay says why" \
+    "$(json_eval "$TWO" "d['ran_beside_unavailable']")" "this host has no SMT"
+fi
+VCPUMAP_DELAY_SIBLINGS=x run_vcpumap --no-libvirt delay -d 10ms itest-delay-left
+assert_eq "a bad VCPUMAP_DELAY_SIBLINGS is bad input" "2" "$STATUS"
+assert_contains "a bad VCPUMAP_DELAY_SIBLINGS is named" "$ERR" "VCPUMAP_DELAY_SIBLINGS='x'"
+# The kernel's side, on CPUs 0 and 1 taken as one core's siblings (VCPUMAP_DELAY_SIBLINGS): two
+# VMs' busy vCPUs, one on each, ran beside each other, the same time seen from either side. With
+# the test cgroup's weight on both CPUs the rest of the machine (vcpumap included) gets little:
+# the window is short, and left goes back to share $CPU with right at once.
+pin_to "$(vcpu_tid "$LEFT_PID")" 0
+pin_to "$(vcpu_tid "$RIGHT_PID")" 1
+OUT=$(VCPUMAP_DELAY_SIBLINGS=0-1 "$VCPUMAP" --no-libvirt --json delay -d 2s itest-delay-left \
+  itest-delay-right 2>"$TEST_TMP/beside.err") || fatal "delay with forced siblings: $(<"$TEST_TMP/beside.err")"
+BESIDE=$OUT
+pin_to "$(vcpu_tid "$LEFT_PID")" "$CPU"
+pin_to "$(vcpu_tid "$RIGHT_PID")" "$CPU"
+assert_eq "forced siblings: ran_beside is measured" "null" "$(json_eval "$BESIDE" "d['ran_beside_unavailable']")"
+each_other "$BESIDE" ran_beside "forced siblings"
+# Both busy, each with a CPU of its own and the test cgroup's weight: side by side most of the
+# window, and each stretch counted once for each of the two.
+SIDE=$(json_eval "$BESIDE" "' '.join(str(next(v for v in d['vms'] if v['name'] == n)['vcpus'][0]['ran_beside'][0]['ns']) for n in ('itest-delay-left', 'itest-delay-right')) + ' ' + str(d['duration_ns'])")
+say "ran beside (left, right, window ns): $SIDE"
+assert_eq "forced siblings: side by side for over half the window, the same from both sides" "true" \
+  "$(python3 -c "import sys; l, r, w = map(int, sys.argv[1:]); print('true' if l > 0.5 * w and abs(l - r) <= 0.05 * max(l, r) else 'false')" $SIDE)"
 
 # --- serve: the same split as a counter, top 5 culprits per vCPU plus other ----------------------
 # metrics URL: /metrics of an exporter started here, as plain text.
