@@ -39,6 +39,7 @@ test: test-deps build
 # The benchmark of docs in BENCHMARKS.md: vcpumap against ps -L and minimal C floors.
 bench: build
 	@bench/run.sh $(BUILD)
+	@bash bench/delay_cost.sh $(BUILD)/src/cli/vcpumap $(BUILD)/tests/fake_guest
 
 # What dominates what the benchmark measures: perf and callgrind profiles over the same guests.
 bench-profile: build test-deps
