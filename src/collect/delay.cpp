@@ -271,10 +271,13 @@ Result<DelayReport> measure_delay(const SnapshotOptions& options, ThreadSource& 
     }
   }
   std::vector<int> vcpus, others, pids;
-  for (const Vm* vm : chosen) {
-    pids.push_back(vm->pid);
-    for (const auto& thread : vm->threads) {
-      (thread.role == ThreadRole::vcpu ? vcpus : others).push_back(thread.tid);
+  for (const auto& vm : snapshot->vms) {
+    const bool wanted = std::find(chosen.begin(), chosen.end(), &vm) != chosen.end();
+    if (wanted) pids.push_back(vm.pid);
+    // Every VM's threads are known to the kernel, the VMs not asked for included: ran_beside
+    // counts what ran beside a chosen vCPU if it is any other VM's thread.
+    for (const auto& thread : vm.threads) {
+      (wanted && thread.role == ThreadRole::vcpu ? vcpus : others).push_back(thread.tid);
     }
   }
   if (auto watched = (*tracer)->watch(vcpus, others); !watched) return watched.error();
