@@ -41,6 +41,7 @@ test: test-deps build
 bench: build
 	@bench/run.sh $(BUILD)
 	@bench/serve_cost.sh $(BUILD)
+	@bash bench/delay_cost.sh $(BUILD)/src/cli/vcpumap $(BUILD)/tests/fake_guest
 
 # What dominates what the benchmark measures: perf and callgrind profiles over the same guests.
 bench-profile: build test-deps

@@ -9,8 +9,10 @@
 #include <fmt/core.h>
 
 #include "cli/options.h"
+#include "collect/delay.h"
 #include "collect/sampler.h"
 #include "collect/sampling_loop.h"
+#include "sources/procfs/procfs.h"
 #include "views/json.h"
 #include "views/top_screen.h"
 #include "views/top_view.h"
@@ -36,19 +38,58 @@ Result<views::TopSort> parse_sort(const std::string& key) {
                     "unknown sort '{}': use N (name), P (%CPU), D (delay) or M (migrations)", key);
 }
 
+// The WAITED BEHIND column's split, interval by interval. Without BPF top keeps going: the column
+// says n/a, and one note says why.
+class TopWaitsFeed {
+ public:
+  explicit TopWaitsFeed(const SnapshotOptions& options) {
+    if (options.source == SourceChoice::procfs) {
+      why_ = "it needs BPF, and --source procfs was given";
+    } else if (!procfs::is_own_root(options.root)) {
+      why_ = "it needs BPF, which sees this host only, not --root";
+    } else if (auto opened = DelayWatch::open(); !opened) {
+      why_ = opened.error().message;
+    } else {
+      watch_ = std::move(*opened);
+    }
+  }
+  // The split over `sample`'s interval, or nullptr (n/a).
+  views::TopWaits update(const Sample& sample) {
+    if (!watch_) return nullptr;
+    auto report = watch_->update_interval(sample.snapshot);
+    if (!report) {
+      fmt::print(stderr, "vcpumap: note: WAITED BEHIND is n/a from now on: {}\n",
+                 report.error().message);
+      watch_.reset();
+      return nullptr;
+    }
+    report_ = std::move(*report);
+    return &report_;
+  }
+  void print_note() const {
+    if (!why_.empty()) fmt::print(stderr, "vcpumap: note: WAITED BEHIND is n/a: {}\n", why_);
+  }
+
+ private:
+  std::unique_ptr<DelayWatch> watch_;
+  std::string why_;
+  DelayReport report_;
+};
+
 // Batch and JSON: a first sample to start from, then one line set per interval.
 int run_lines(Sampler& sampler, const TopOptions& options, const views::TopSettings& settings,
-              bool json) {
+              bool json, TopWaitsFeed& feed) {
   LoopOptions loop;
   loop.period = std::chrono::duration_cast<SteadyClock::duration>(
       std::chrono::duration<double>(options.delay_s));
   if (options.iterations > 0) loop.samples = static_cast<std::uint64_t>(options.iterations);
   bool reader_gone = false;
   auto end = run_sampling_loop(sampler, loop, [&](const Sample& sample) -> Result<bool> {
+    const auto waits = feed.update(sample);
     if (json) {
-      fmt::print("{}\n", views::dump_json(views::top_json(sample)));
+      fmt::print("{}\n", views::dump_json(views::top_json(sample, waits)));
     } else {
-      fmt::print("{}", views::render_top_batch(sample, settings));
+      fmt::print("{}", views::render_top_batch(sample, settings, waits));
     }
     std::fflush(stdout);
     reader_gone = std::ferror(stdout) != 0;
@@ -81,10 +122,13 @@ int run_top(const GlobalOptions& global, const TopOptions& options) {
       attach_watched(snapshot, watcher->view());
     };
   }
+  TopWaitsFeed feed(sampler_options.snapshot);
   Sampler sampler(std::move(sampler_options));
   auto first = sampler.sample();
   if (!first) return report_error(first.error());
   print_notes((*first)->snapshot);
+  feed.print_note();
+  feed.update(**first);  // the split's first interval starts at the first sample
   if (watcher) {
     if (const auto view = watcher->view(); !view.up && !view.absent && !view.problem.empty()) {
       fmt::print(stderr,
@@ -95,8 +139,10 @@ int run_top(const GlobalOptions& global, const TopOptions& options) {
 
   const bool interactive =
       !options.batch && !global.json && ::isatty(STDOUT_FILENO) && ::isatty(STDIN_FILENO);
-  if (!interactive) return run_lines(sampler, options, settings, global.json);
-  if (auto status = views::run_top_screen(sampler, settings, options.iterations); !status) {
+  if (!interactive) return run_lines(sampler, options, settings, global.json, feed);
+  const auto waits_for = [&feed](const Sample& sample) { return feed.update(sample); };
+  if (auto status = views::run_top_screen(sampler, settings, options.iterations, waits_for);
+      !status) {
     return report_error(status.error());
   }
   return 0;

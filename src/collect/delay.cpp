@@ -1,6 +1,7 @@
 #include "collect/delay.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <map>
 #include <thread>
 #include <tuple>
@@ -101,12 +102,10 @@ PairsByWaiter group_by_waiter(const std::vector<bpf::DelayPair>& pairs) {
   return grouped;
 }
 
-VcpuDelay split_grouped(int vcpu, int tid, const PairsByWaiter& pairs, const KnownThreads& known,
-                        std::optional<std::uint64_t> run_delay_ns) {
-  VcpuDelay out;
-  out.vcpu = vcpu;
-  out.tid = tid;
-  out.run_delay_ns = run_delay_ns;
+// `tid`'s pairs (of `pairs`, grouped by waiter) as culprits, one per thing they name (unsorted);
+// `sum` gets their total.
+std::vector<Culprit> merge_culprits(const PairsByWaiter& pairs, int tid, const KnownThreads& known,
+                                    std::uint64_t& sum) {
   std::vector<Culprit> merged;
   // Where each culprit already is in `merged`: a vCPU on a busy host (a build's compilers, each a
   // pid of its own) waits behind thousands, and a walk of `merged` for each took seconds.
@@ -116,7 +115,7 @@ VcpuDelay split_grouped(int vcpu, int tid, const PairsByWaiter& pairs, const Kno
       [](const bpf::DelayPair* pair, int waiter) { return pair->waiter_tid < waiter; });
   for (auto it = first; it != pairs.end() && (*it)->waiter_tid == tid; ++it) {
     auto culprit = classify(**it, known);
-    out.attributed_ns += culprit.ns;
+    sum += culprit.ns;
     const auto [slot, fresh] = where.try_emplace(culprit_key(culprit), merged.size());
     if (fresh) {
       merged.push_back(std::move(culprit));
@@ -124,6 +123,21 @@ VcpuDelay split_grouped(int vcpu, int tid, const PairsByWaiter& pairs, const Kno
       merged[slot->second].ns += culprit.ns;
     }
   }
+  return merged;
+}
+
+void largest_first(std::vector<Culprit>& culprits) {
+  std::stable_sort(culprits.begin(), culprits.end(),
+                   [](const Culprit& a, const Culprit& b) { return a.ns > b.ns; });
+}
+
+VcpuDelay split_grouped(int vcpu, int tid, const PairsByWaiter& pairs, const KnownThreads& known,
+                        std::optional<std::uint64_t> run_delay_ns) {
+  VcpuDelay out;
+  out.vcpu = vcpu;
+  out.tid = tid;
+  out.run_delay_ns = run_delay_ns;
+  auto merged = merge_culprits(pairs, tid, known, out.attributed_ns);
   if (out.run_delay_ns) {
     const std::uint64_t total = *out.run_delay_ns;
     if (total > out.attributed_ns) {
@@ -142,8 +156,7 @@ VcpuDelay split_grouped(int vcpu, int tid, const PairsByWaiter& pairs, const Kno
           total > out.attributed_ns ? format_ms(total - out.attributed_ns) : std::string("none"));
     }
   }
-  std::stable_sort(merged.begin(), merged.end(),
-                   [](const Culprit& a, const Culprit& b) { return a.ns > b.ns; });
+  largest_first(merged);
   out.behind = std::move(merged);
   return out;
 }
@@ -175,12 +188,15 @@ std::string_view to_string(CulpritKind kind) {
 
 DelayReport attribute_delay(const Snapshot& snapshot, const std::vector<const Vm*>& vms,
                             const std::vector<bpf::DelayPair>& pairs, const RunDelays& before,
-                            const RunDelays& after, std::chrono::nanoseconds duration) {
+                            const RunDelays& after, std::chrono::nanoseconds duration,
+                            const std::optional<std::vector<bpf::DelayPair>>& beside) {
   DelayReport report;
   report.duration_ns = static_cast<std::uint64_t>(duration.count());
   report.source = "bpf";
   const auto known = index_threads(snapshot);
   const auto grouped = group_by_waiter(pairs);
+  std::optional<PairsByWaiter> beside_grouped;
+  if (beside) beside_grouped = group_by_waiter(*beside);
   const auto start = index_delays(before), end = index_delays(after);
   report.vms.reserve(vms.size());
   for (const Vm* vm : vms) {
@@ -188,10 +204,35 @@ DelayReport attribute_delay(const Snapshot& snapshot, const std::vector<const Vm
     for (const VmThread* vcpu : vm->vcpus()) {
       out.vcpus.push_back(
           split_grouped(vcpu->vcpu, vcpu->tid, grouped, known, delta(start, end, vcpu->tid)));
+      if (beside_grouped) {
+        std::uint64_t sum = 0;
+        auto culprits = merge_culprits(*beside_grouped, vcpu->tid, known, sum);
+        largest_first(culprits);
+        out.vcpus.back().ran_beside = std::move(culprits);
+      }
     }
     report.vms.push_back(std::move(out));
   }
   return report;
+}
+
+namespace {}  // namespace
+
+std::vector<bpf::DelayPair> subtract_pairs(const std::vector<bpf::DelayPair>& now,
+                                           const std::vector<bpf::DelayPair>& before) {
+  std::map<std::tuple<int, int, int>, std::uint64_t> earlier;
+  for (const auto& pair : before) {
+    earlier[{pair.waiter_tid, pair.culprit_tgid, pair.culprit_tid}] = pair.ns;
+  }
+  std::vector<bpf::DelayPair> added;
+  for (const auto& pair : now) {
+    const auto found = earlier.find({pair.waiter_tid, pair.culprit_tgid, pair.culprit_tid});
+    const std::uint64_t was = found == earlier.end() ? 0 : found->second;
+    if (pair.ns <= was) continue;  // nothing new (totals only grow)
+    added.push_back(pair);
+    added.back().ns = pair.ns - was;
+  }
+  return added;
 }
 
 namespace {
@@ -207,6 +248,41 @@ Result<RunDelays> read_run_delays(ThreadSource& source, const std::vector<int>& 
 }
 
 }  // namespace
+
+Result<std::vector<std::vector<int>>> smt_siblings(const Topology& topology) {
+  std::vector<std::vector<int>> siblings;
+  const auto add_core = [&](const CpuSet& core) {
+    for (const int cpu : core.cpus()) {
+      if (cpu < 0) continue;
+      if (siblings.size() <= static_cast<std::size_t>(cpu)) siblings.resize(cpu + 1);
+      for (const int other : core.cpus()) {
+        if (other != cpu) siblings[static_cast<std::size_t>(cpu)].push_back(other);
+      }
+    }
+  };
+  if (const char* forced = std::getenv("VCPUMAP_DELAY_SIBLINGS"); forced && *forced) {
+    auto core = CpuSet::parse_list(forced);
+    if (!core) {
+      return make_error(ExitCode::bad_input,
+                        "VCPUMAP_DELAY_SIBLINGS='{}' is no CPU list: give one such as 0-1", forced);
+    }
+    add_core(*core);
+    return siblings;
+  }
+  for (const auto& cpu : topology.cpus) {
+    // Each core once, from its first CPU; offline CPUs have no siblings listed.
+    if (cpu.siblings.count() >= 2 && cpu.siblings.cpus().front() == cpu.cpu) add_core(cpu.siblings);
+  }
+  return siblings;
+}
+
+std::string ran_beside_unmeasured(const std::vector<std::vector<int>>& siblings) {
+  const bool smt = std::any_of(siblings.begin(), siblings.end(),
+                               [](const auto& others) { return !others.empty(); });
+  return smt ? std::string()
+             : "this host has no SMT (one thread per core), so no vCPU runs beside another on "
+               "its core";
+}
 
 Result<DelayReport> measure_delay(const SnapshotOptions& options, ThreadSource& source,
                                   const std::vector<std::string>& specs,
@@ -230,13 +306,19 @@ Result<DelayReport> measure_delay(const SnapshotOptions& options, ThreadSource& 
     }
   }
   std::vector<int> vcpus, others, pids;
-  for (const Vm* vm : chosen) {
-    pids.push_back(vm->pid);
-    for (const auto& thread : vm->threads) {
-      (thread.role == ThreadRole::vcpu ? vcpus : others).push_back(thread.tid);
+  for (const auto& vm : snapshot->vms) {
+    const bool wanted = std::find(chosen.begin(), chosen.end(), &vm) != chosen.end();
+    if (wanted) pids.push_back(vm.pid);
+    // Every VM's threads are known to the kernel, the VMs not asked for included: ran_beside
+    // counts what ran beside a chosen vCPU if it is any other VM's thread.
+    for (const auto& thread : vm.threads) {
+      (wanted && thread.role == ThreadRole::vcpu ? vcpus : others).push_back(thread.tid);
     }
   }
   if (auto watched = (*tracer)->watch(vcpus, others); !watched) return watched.error();
+  auto siblings = smt_siblings(snapshot->topology);
+  if (!siblings) return siblings.error();
+  if (auto set = (*tracer)->set_siblings(*siblings); !set) return set.error();
   std::optional<Fd> stats;
   if (program_stats) {
     auto enabled = bpf::enable_program_stats();
@@ -255,7 +337,15 @@ Result<DelayReport> measure_delay(const SnapshotOptions& options, ThreadSource& 
   if (!after) return after.error();
   auto pairs = (*tracer)->read();
   if (!pairs) return pairs.error();
-  auto report = attribute_delay(*snapshot, chosen, *pairs, *before, *after, elapsed);
+  std::optional<std::vector<bpf::DelayPair>> beside;
+  const auto why = ran_beside_unmeasured(*siblings);
+  if (why.empty()) {
+    auto read = (*tracer)->read_beside();
+    if (!read) return read.error();
+    beside = std::move(*read);
+  }
+  auto report = attribute_delay(*snapshot, chosen, *pairs, *before, *after, elapsed, beside);
+  report.ran_beside_why = why;
   report.notes = snapshot->notes;
   std::uint64_t missed = 0;
   const auto costs = (*tracer)->program_stats();
@@ -273,6 +363,12 @@ Result<DelayReport> measure_delay(const SnapshotOptions& options, ThreadSource& 
         "waits they would have ended or begun are in `other`",
         missed));
   }
+  if (const auto dropped = (*tracer)->dropped().beside; dropped > 0) {
+    report.notes.push_back(fmt::format(
+        "the BPF programs could not keep {} stretches of ran_beside for lack of room: it is short "
+        "by that",
+        dropped));
+  }
   if (const auto dropped = (*tracer)->dropped(); dropped.total() > 0) {
     report.notes.push_back(fmt::format(
         "the BPF programs dropped {} waits for lack of room ({} full CPUs' waiter slots, {} full "
@@ -288,32 +384,78 @@ Result<std::unique_ptr<DelayWatch>> DelayWatch::open() {
   return std::unique_ptr<DelayWatch>(new DelayWatch(std::move(*tracer)));
 }
 
-Result<DelayReport> DelayWatch::update(const Snapshot& snapshot) {
-  std::vector<int> fresh;
-  RunDelays now;
-  std::vector<const Vm*> vms;
+Result<DelayWatch::Reading> DelayWatch::read(const Snapshot& snapshot) {
+  Reading reading;
+  std::vector<int> fresh, others;
   for (const auto& vm : snapshot.vms) {
     if (vm.pid == 0) continue;
-    vms.push_back(&vm);
-    for (const VmThread* vcpu : vm.vcpus()) {
-      if (!vcpu->facts.run_delay_ns) continue;
-      now.emplace_back(vcpu->tid, *vcpu->facts.run_delay_ns);
-      if (watched_.insert(vcpu->tid).second) {
-        fresh.push_back(vcpu->tid);
-        baselines_.emplace_back(vcpu->tid, *vcpu->facts.run_delay_ns);
+    reading.vms.push_back(&vm);
+    for (const auto& thread : vm.threads) {
+      if (thread.role != ThreadRole::vcpu) {
+        // ran_beside needs to know every VM thread in the kernel, not only the vCPUs.
+        if (others_.insert(thread.tid).second) others.push_back(thread.tid);
+        continue;
+      }
+      if (!thread.facts.run_delay_ns) continue;
+      reading.now.emplace_back(thread.tid, *thread.facts.run_delay_ns);
+      if (watched_.insert(thread.tid).second) {
+        fresh.push_back(thread.tid);
+        baselines_.emplace_back(thread.tid, *thread.facts.run_delay_ns);
       }
     }
   }
-  if (auto watched = tracer_->watch(fresh, {}); !watched) return watched.error();
+  if (auto watched = tracer_->watch(fresh, others); !watched) return watched.error();
   if (!attached_) {
+    auto siblings = smt_siblings(snapshot.topology);
+    if (!siblings) return siblings.error();
+    if (auto set = tracer_->set_siblings(*siblings); !set) return set.error();
+    ran_beside_why_ = ran_beside_unmeasured(*siblings);
     if (auto attached = tracer_->attach(); !attached) return attached.error();
     attached_ = true;
-    started_ = std::chrono::steady_clock::now();
+    started_ = previous_ = std::chrono::steady_clock::now();
   }
   auto pairs = tracer_->read();
   if (!pairs) return pairs.error();
-  return attribute_delay(snapshot, vms, *pairs, baselines_, now,
-                         std::chrono::steady_clock::now() - started_);
+  reading.pairs = std::move(*pairs);
+  if (ran_beside_why_.empty()) {
+    auto beside = tracer_->read_beside();
+    if (!beside) return beside.error();
+    reading.beside = std::move(*beside);
+  }
+  return reading;
+}
+
+Result<DelayReport> DelayWatch::update(const Snapshot& snapshot) {
+  auto reading = read(snapshot);
+  if (!reading) return reading.error();
+  auto report = attribute_delay(snapshot, reading->vms, reading->pairs, baselines_, reading->now,
+                                std::chrono::steady_clock::now() - started_, reading->beside);
+  report.ran_beside_why = ran_beside_why_;
+  return report;
+}
+
+Result<DelayReport> DelayWatch::update_interval(const Snapshot& snapshot) {
+  auto reading = read(snapshot);
+  if (!reading) return reading.error();
+  const auto now = std::chrono::steady_clock::now();
+  // A vCPU first seen now starts its window here; one seen before, at the previous call.
+  RunDelays before = previous_delays_;
+  for (const auto& [tid, ns] : reading->now) {
+    const bool known = std::any_of(before.begin(), before.end(),
+                                   [tid](const auto& entry) { return entry.first == tid; });
+    if (!known) before.emplace_back(tid, ns);
+  }
+  auto pairs = subtract_pairs(reading->pairs, previous_pairs_);
+  std::optional<std::vector<bpf::DelayPair>> beside;
+  if (reading->beside) beside = subtract_pairs(*reading->beside, previous_beside_);
+  auto report =
+      attribute_delay(snapshot, reading->vms, pairs, before, reading->now, now - previous_, beside);
+  report.ran_beside_why = ran_beside_why_;
+  previous_delays_ = std::move(reading->now);
+  previous_pairs_ = std::move(reading->pairs);
+  if (reading->beside) previous_beside_ = std::move(*reading->beside);
+  previous_ = now;
+  return report;
 }
 
 }  // namespace vcpumap

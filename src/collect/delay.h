@@ -8,9 +8,10 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
-#include <unordered_set>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "collect/snapshot.h"
@@ -43,6 +44,9 @@ struct VcpuDelay {
   std::optional<std::uint64_t> run_delay_ns;
   std::uint64_t attributed_ns = 0;  // what the kernel split among culprits (other excluded)
   std::vector<Culprit> behind;      // largest first; `other` holds the unattributed remainder
+  // How long it ran while another VM's thread ran on an SMT sibling of its CPU, by that thread,
+  // largest first; nullopt when not measured (no SMT here: DelayReport::ran_beside_why).
+  std::optional<std::vector<Culprit>> ran_beside;
   // Set when the split and the delta differ by more than 5%: what the difference is.
   std::string mismatch;
 };
@@ -66,6 +70,7 @@ struct DelayReport {
   std::string source;  // "bpf"
   std::vector<VmDelay> vms;
   std::vector<std::string> notes;     // e.g. what the programs dropped
+  std::string ran_beside_why;         // why ran_beside is not measured; empty when it is
   std::vector<ProgramCost> programs;  // with program_stats only
 };
 
@@ -91,10 +96,24 @@ VcpuDelay split_vcpu_delay(int vcpu, int tid, const std::vector<bpf::DelayPair>&
                            const KnownThreads& known, std::optional<std::uint64_t> run_delay_ns);
 
 // Classifies `pairs` against `snapshot` into one VcpuDelay per vCPU of `vms`, each checked
-// against its run delay delta (`after` - `before`).
+// against its run delay delta (`after` - `before`); `beside`, when measured, into each vCPU's
+// ran_beside.
 DelayReport attribute_delay(const Snapshot& snapshot, const std::vector<const Vm*>& vms,
                             const std::vector<bpf::DelayPair>& pairs, const RunDelays& before,
-                            const RunDelays& after, std::chrono::nanoseconds duration);
+                            const RunDelays& after, std::chrono::nanoseconds duration,
+                            const std::optional<std::vector<bpf::DelayPair>>& beside = {});
+
+// For ran_beside: each CPU's SMT siblings (the other CPUs of its core), by CPU number; empty
+// when no online CPU shares its core. VCPUMAP_DELAY_SIBLINGS=CPULIST (tests, and hosts whose
+// sysfs hides SMT) makes the CPUs listed count as one core's siblings instead.
+Result<std::vector<std::vector<int>>> smt_siblings(const Topology& topology);
+// Why ran_beside is not measured with `siblings` (empty when it is).
+std::string ran_beside_unmeasured(const std::vector<std::vector<int>>& siblings);
+
+// The totals `now` less those of an earlier read `before` (by waiter and culprit): what was added
+// in between. Pairs that added nothing are left out.
+std::vector<bpf::DelayPair> subtract_pairs(const std::vector<bpf::DelayPair>& now,
+                                           const std::vector<bpf::DelayPair>& before);
 
 // Watches the vCPUs of the VMs named in `specs` (every VM when empty) for `duration` through
 // `source` and gives who delayed each. With `program_stats`, the kernel also counts what each
@@ -112,14 +131,33 @@ class DelayWatch {
   // Watches `snapshot`'s vCPUs not watched yet and gives each vCPU's split since it was first
   // watched: one map read, whatever the switch rate.
   Result<DelayReport> update(const Snapshot& snapshot);
+  // The same, over the interval since the previous call only (top's rows): the first call gives
+  // empty splits, as the vCPUs' windows start there.
+  Result<DelayReport> update_interval(const Snapshot& snapshot);
 
  private:
   explicit DelayWatch(std::unique_ptr<bpf::DelayTracer> tracer) : tracer_(std::move(tracer)) {}
+  // Watches the vCPUs new in `snapshot` (their run delay now is their baseline), attaches at the
+  // first call, and gives the VMs, every vCPU's run delay now, and the kernel's totals.
+  struct Reading {
+    std::vector<const Vm*> vms;
+    RunDelays now;
+    std::vector<bpf::DelayPair> pairs;
+    std::optional<std::vector<bpf::DelayPair>> beside;
+  };
+  Result<Reading> read(const Snapshot& snapshot);
+
   std::unique_ptr<bpf::DelayTracer> tracer_;
   bool attached_ = false;
   RunDelays baselines_;              // by tid: the run delay when first watched
   std::unordered_set<int> watched_;  // the tids in baselines_, to find them at once
+  std::set<int> others_;             // the VMs' other threads watched so far
+  std::string ran_beside_why_;
   std::chrono::steady_clock::time_point started_;
+  // update_interval: the previous call's run delays and totals, and when it was.
+  RunDelays previous_delays_;
+  std::vector<bpf::DelayPair> previous_pairs_, previous_beside_;
+  std::chrono::steady_clock::time_point previous_;
 };
 
 }  // namespace vcpumap

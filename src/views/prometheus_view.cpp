@@ -10,6 +10,8 @@
 #include <utility>
 #include <vector>
 
+#include "views/delay_view.h"
+
 namespace vcpumap::views {
 namespace {
 
@@ -535,25 +537,7 @@ std::string render_waited_behind(const DelayReport& report) {
       // One series per label: a VM's emulator threads are one culprit, as virsh's emulatorpin.
       std::vector<std::pair<std::pair<std::string, std::string>, std::uint64_t>> culprits;
       for (const auto& culprit : vcpu.behind) {
-        std::string name;
-        switch (culprit.kind) {
-          case CulpritKind::vcpu:
-            name = fmt::format("{}:vcpu{}", culprit.vm, culprit.vcpu);
-            break;
-          case CulpritKind::emulator:
-            name = culprit.vm + ":emulator";
-            break;
-          case CulpritKind::iothread:
-            name = culprit.vm + ":iothread " + culprit.iothread;
-            break;
-          case CulpritKind::host:
-          case CulpritKind::kernel:
-            name = culprit.comm;
-            break;
-          case CulpritKind::other:
-            name = "other";
-            break;
-        }
+        const std::string name = culprit_label(culprit);
         std::pair<std::string, std::string> key{std::string(to_string(culprit.kind)), name};
         auto same = std::find_if(culprits.begin(), culprits.end(),
                                  [&](const auto& entry) { return entry.first == key; });

@@ -77,7 +77,7 @@ std::string render_delay_bars(const record::Report& report) {
             "its delay)</title></rect>\n",
             x, y, width, kRowHeight - 2, kind_colour(culprit.kind, shades[culprit.kind]++),
             to_string(culprit.kind), html_escape(name), double(culprit.ns) / 1e9,
-            to_string(culprit.kind), html_escape(culprit_label(culprit)),
+            to_string(culprit.kind), html_escape(culprit_text(culprit)),
             total ? 100.0 * double(culprit.ns) / double(total) : 0.0);
         x += width;
       }

@@ -58,19 +58,47 @@ std::string prompt(const std::string& question) {
 
 struct View {
   const Sample* sample = nullptr;
+  TopWaits waits = nullptr;
   TopSettings& settings;
   int scroll = 0;
+  int selected = 0;       // index of the selected row (up/down)
+  int selected_tid = -1;  // its thread: the selection follows it when rows are re-sorted
   bool help = false;
+  bool split = false;   // the selected vCPU's full delay split (key b)
   std::string message;  // one-line feedback (a bad delay...), shown until the next key
+
+  // Moves the selection by `by` rows.
+  void move_selection(int by) {
+    selected += by;
+    selected_tid = -1;  // the row now at that index, whatever thread it is
+  }
+
+  void draw_lines(const std::vector<std::string>& lines) {
+    for (int row = 0; row < static_cast<int>(lines.size()) && row < LINES - 1; ++row) {
+      put_line(row, lines[static_cast<std::size_t>(row)]);
+    }
+    put_line(LINES - 1, "press any key to return", A_BOLD);
+    refresh();
+  }
 
   void draw() {
     erase();
-    if (help) {
-      const auto lines = top_help_lines();
-      for (int row = 0; row < static_cast<int>(lines.size()); ++row) put_line(row, lines[row]);
-      put_line(LINES - 1, "press any key to return", A_BOLD);
-      refresh();
-      return;
+    if (help) return draw_lines(top_help_lines());
+    const auto rows = top_rows(*sample, settings);
+    if (selected_tid >= 0) {
+      const auto at = std::find_if(rows.begin(), rows.end(), [&](const TopRow& row) {
+        return sample->snapshot.vms[row.vm].threads[row.thread].tid == selected_tid;
+      });
+      if (at != rows.end()) selected = static_cast<int>(at - rows.begin());
+    }
+    selected = std::clamp(selected, 0, std::max(0, static_cast<int>(rows.size()) - 1));
+    if (!rows.empty()) {
+      const auto& chosen = rows[static_cast<std::size_t>(selected)];
+      selected_tid = sample->snapshot.vms[chosen.vm].threads[chosen.thread].tid;
+    }
+    if (split) {
+      if (rows.empty()) return draw_lines({"no row is selected"});
+      return draw_lines(top_split_lines(*sample, rows[static_cast<std::size_t>(selected)], waits));
     }
     int row = 0;
     put_line(row++, top_summary(*sample), A_BOLD);
@@ -86,14 +114,16 @@ struct View {
     std::string header = top_table_header();
     header.resize(static_cast<std::size_t>(std::max(COLS, 0)), ' ');
     put_line(row++, header, A_REVERSE);
-    const auto rows = top_rows(*sample, settings);
     const int room = std::max(0, LINES - row - 1);
+    // Scrolled so that the selected row is in sight.
+    scroll = std::clamp(scroll, std::max(0, selected - room + 1), selected);
     scroll = std::clamp(scroll, 0, std::max(0, static_cast<int>(rows.size()) - room));
     for (int k = scroll; k < static_cast<int>(rows.size()) && row < LINES - 1; ++k) {
       const auto& top_row = rows[static_cast<std::size_t>(k)];
       const bool moved = sample->rates[top_row.vm][top_row.thread].cpu_changed;
-      put_line(row++, top_row_text(*sample, top_row),
-               (moved ? A_BOLD : A_NORMAL) | (top_row.flags != 0 ? A_UNDERLINE : A_NORMAL));
+      put_line(row++, top_row_text(*sample, top_row, waits),
+               (moved ? A_BOLD : A_NORMAL) | (top_row.flags != 0 ? A_UNDERLINE : A_NORMAL) |
+                   (k == selected ? A_STANDOUT : A_NORMAL));
     }
     if (rows.empty())
       put_line(row, settings.filter.empty() ? "no VMs" : "no VM matches the filter");
@@ -101,7 +131,7 @@ struct View {
     auto status =
         message.empty()
             ? fmt::format(
-                  "h help  q quit  e emulator:{}  sort:{}  delay:{:g}s  filter:{}"
+                  "h help  q quit  b behind  e emulator:{}  sort:{}  delay:{:g}s  filter:{}"
                   "  rows {}-{}/{}",
                   settings.show_emulator ? "on" : "off", sorts[static_cast<int>(settings.sort)],
                   settings.delay_s, settings.filter.empty() ? "-" : settings.filter,
@@ -115,9 +145,10 @@ struct View {
 
 }  // namespace
 
-Status run_top_screen(Sampler& sampler, TopSettings& settings, int iterations) {
+Status run_top_screen(Sampler& sampler, TopSettings& settings, int iterations,
+                      const std::function<TopWaits(const Sample&)>& waits_for) {
   Screen screen;
-  View view{nullptr, settings, 0, false, {}};
+  View view{nullptr, nullptr, settings, 0, 0, -1, false, false, {}};
   // The first screen comes quickly, from a short interval; later ones every delay.
   const auto period = [&] {
     return std::chrono::duration_cast<Clock::duration>(
@@ -135,6 +166,7 @@ Status run_top_screen(Sampler& sampler, TopSettings& settings, int iterations) {
       auto sample = sampler.sample();
       if (!sample) return sample.error();
       view.sample = *sample;
+      view.waits = waits_for(**sample);
       // The next screen one delay after this one, as top does: no burst after a slow sample.
       ticker.tick_at(Clock::now() + period());
       view.draw();
@@ -142,8 +174,9 @@ Status run_top_screen(Sampler& sampler, TopSettings& settings, int iterations) {
       continue;
     }
     view.message.clear();
-    if (view.help) {
-      view.help = key == KEY_RESIZE;
+    if (view.help || view.split) {
+      view.help = view.help && key == KEY_RESIZE;
+      view.split = view.split && key == KEY_RESIZE;
     } else {
       switch (key) {
         case 'q':
@@ -155,6 +188,11 @@ Status run_top_screen(Sampler& sampler, TopSettings& settings, int iterations) {
         case 'h':
         case '?':
           view.help = true;
+          break;
+        case 'b':
+        case '\n':
+        case KEY_ENTER:
+          view.split = true;
           break;
         case 'e':
           settings.show_emulator = !settings.show_emulator;
@@ -174,6 +212,7 @@ Status run_top_screen(Sampler& sampler, TopSettings& settings, int iterations) {
         case 'f':
           settings.filter = prompt("filter by VM name or pid (empty: all): ");
           view.scroll = 0;
+          view.move_selection(-view.selected);
           break;
         case 'd': {
           const auto text = prompt(fmt::format("delay in seconds [{:g}]: ", settings.delay_s));
@@ -190,16 +229,16 @@ Status run_top_screen(Sampler& sampler, TopSettings& settings, int iterations) {
           break;
         }
         case KEY_UP:
-          --view.scroll;
+          view.move_selection(-1);
           break;
         case KEY_DOWN:
-          ++view.scroll;
+          view.move_selection(1);
           break;
         case KEY_PPAGE:
-          view.scroll -= std::max(1, LINES / 2);
+          view.move_selection(-std::max(1, LINES / 2));
           break;
         case KEY_NPAGE:
-          view.scroll += std::max(1, LINES / 2);
+          view.move_selection(std::max(1, LINES / 2));
           break;
         case KEY_RESIZE:
         default:

@@ -9,12 +9,14 @@
 #include <fmt/format.h>
 
 #include "util/text.h"
+#include "views/delay_view.h"
 
 namespace vcpumap::views {
 namespace {
 
 constexpr int kVmWidth = 13;
 constexpr int kCellWidth = 26;  // normal mode: three cells in 80 columns
+constexpr int kWaitWidth = 16;  // WAITED BEHIND: a culprit's label and its share
 
 std::string truncate(std::string text, std::size_t width) {
   if (text.size() > width) text.resize(width);
@@ -194,6 +196,16 @@ std::string compact_cell(const CpuLoad& load) {
   return {util, vcpus};
 }
 
+const VcpuDelay* find_wait(TopWaits waits, int tid) {
+  if (waits == nullptr) return nullptr;
+  for (const auto& vm : waits->vms) {
+    for (const auto& vcpu : vm.vcpus) {
+      if (vcpu.tid == tid) return &vcpu;
+    }
+  }
+  return nullptr;
+}
+
 std::string rstrip(std::string line) {
   while (!line.empty() && line.back() == ' ') line.pop_back();
   return line;
@@ -239,11 +251,53 @@ std::vector<TopRow> top_rows(const Sample& sample, const TopSettings& settings) 
 }
 
 std::string top_table_header() {
-  return fmt::format("{:<{}} {:>6} {:>7} {:>4}  {:>6} {:>6} {:>7} {:<10} {}", "VM", kVmWidth,
-                     "VCPU", "TID", "CPU", "%CPU", "%DELAY", "MIGR/S", "AFFINITY", "FLAGS");
+  return fmt::format("{:<{}} {:>6} {:>7} {:>4}  {:>6} {:>6} {:<{}} {:>7} {:<10} {}", "VM", kVmWidth,
+                     "VCPU", "TID", "CPU", "%CPU", "%DELAY", "WAITED BEHIND", kWaitWidth, "MIGR/S",
+                     "AFFINITY", "FLAGS");
 }
 
-std::string top_row_text(const Sample& sample, const TopRow& row) {
+std::string waited_behind_cell(TopWaits waits, int tid) {
+  if (waits == nullptr) return "n/a";
+  const auto* vcpu = find_wait(waits, tid);
+  if (vcpu == nullptr || !vcpu->run_delay_ns) return "n/a";  // not watched, or delay unknown
+  if (vcpu->behind.empty()) return "-";                      // it did not wait
+  const auto& largest = vcpu->behind.front();
+  const double whole = static_cast<double>(
+      std::max<std::uint64_t>(std::max(*vcpu->run_delay_ns, vcpu->attributed_ns), 1));
+  return fmt::format("{:<{}} {:>3.0f}%",
+                     truncate(printable(culprit_label(largest)), kWaitWidth - 5), kWaitWidth - 5,
+                     100.0 * largest.ns / whole);
+}
+
+std::vector<std::string> top_split_lines(const Sample& sample, const TopRow& row, TopWaits waits) {
+  const auto& vm = sample.snapshot.vms[row.vm];
+  const auto& thread = vm.threads[row.thread];
+  std::vector<std::string> lines;
+  if (thread.role != ThreadRole::vcpu) {
+    lines.push_back(fmt::format("{} {} (tid {}) is no vCPU: only vCPUs' delay is split",
+                                printable(vm.display_name()), thread_label(thread), thread.tid));
+    return lines;
+  }
+  lines.push_back(fmt::format("{} vCPU {} (tid {}): who it waited behind over the last {:.1f} s",
+                              printable(vm.display_name()), thread.vcpu, thread.tid,
+                              sample.interval_s));
+  lines.emplace_back();
+  const auto* vcpu = find_wait(waits, thread.tid);
+  if (waits == nullptr) {
+    lines.push_back("  n/a: the split needs BPF on the sched tracepoints (see the note at start)");
+  } else if (vcpu == nullptr || !vcpu->run_delay_ns) {
+    lines.push_back("  n/a: its run delay is unknown (no schedstat, or it was not read twice)");
+  } else {
+    const double window = std::max(sample.interval_s, 1e-9) * 1e9;
+    lines.push_back(fmt::format("  waited {:.1f} ms ({:.1f}% of the interval)",
+                                *vcpu->run_delay_ns / 1e6, 100.0 * *vcpu->run_delay_ns / window));
+    for (auto& line : culprit_lines(*vcpu, 15)) lines.push_back(std::move(line));
+    if (vcpu->behind.empty()) lines.push_back("    (it did not wait)");
+  }
+  return lines;
+}
+
+std::string top_row_text(const Sample& sample, const TopRow& row, TopWaits waits) {
   const auto& vm = sample.snapshot.vms[row.vm];
   const auto& thread = vm.threads[row.thread];
   const auto& rates = sample.rates[row.vm][row.thread];
@@ -253,11 +307,13 @@ std::string top_row_text(const Sample& sample, const TopRow& row) {
                              rates.migrations_source == RateSource::observed ? "~" : "");
   }
   const auto cpu = rates.cpu >= 0 ? fmt::to_string(rates.cpu) : std::string("-");
-  return rstrip(fmt::format("{:<{}} {:>6} {:>7} {:>4}{} {:>6} {:>6} {:>7} {:<10} {}",
+  const auto waited =
+      thread.role == ThreadRole::vcpu ? waited_behind_cell(waits, thread.tid) : std::string();
+  return rstrip(fmt::format("{:<{}} {:>6} {:>7} {:>4}{} {:>6} {:>6} {:<{}} {:>7} {:<10} {}",
                             vm_label(vm, kVmWidth), kVmWidth, thread_label(thread), thread.tid, cpu,
                             rates.cpu_changed ? '*' : ' ',
                             percent(rates.cpu_pct, rates.cpu_source == RateSource::ticks),
-                            percent(rates.delay_pct, false), migrations,
+                            percent(rates.delay_pct, false), waited, kWaitWidth, migrations,
                             truncate(thread.facts.affinity.to_list(), 10), flag_text(row.flags)));
 }
 
@@ -336,7 +392,7 @@ std::vector<std::string> cpu_cell_lines(const Sample& sample, int width, bool co
   return lines;
 }
 
-std::string render_top_batch(const Sample& sample, const TopSettings& settings) {
+std::string render_top_batch(const Sample& sample, const TopSettings& settings, TopWaits waits) {
   std::string text = top_summary(sample) + "\n";
   for (const int pid : sample.vms_started) text += fmt::format("VM started: pid {}\n", pid);
   for (const int pid : sample.vms_exited) text += fmt::format("VM exited: pid {}\n", pid);
@@ -349,7 +405,7 @@ std::string render_top_batch(const Sample& sample, const TopSettings& settings) 
     const auto& rates = sample.rates[row.vm][row.thread];
     approximate = approximate || (rates.cpu_pct && rates.cpu_source == RateSource::ticks) ||
                   (rates.migrations_per_s && rates.migrations_source == RateSource::observed);
-    text += top_row_text(sample, row) + "\n";
+    text += top_row_text(sample, row, waits) + "\n";
   }
   if (approximate) {
     text += "~ %CPU from clock ticks (no schedstat) / migrations seen as CPU changes (no sched)\n";
@@ -357,7 +413,7 @@ std::string render_top_batch(const Sample& sample, const TopSettings& settings) 
   return text + "\n";
 }
 
-nlohmann::json top_json(const Sample& sample) {
+nlohmann::json top_json(const Sample& sample, TopWaits waits) {
   using nlohmann::json;
   const auto optional = [](const std::optional<double>& value) -> json {
     return value ? json(*value) : json(nullptr);
@@ -422,6 +478,12 @@ nlohmann::json top_json(const Sample& sample) {
       item["flags"] = words;
       if (thread.role == ThreadRole::vcpu) {
         item["vcpu"] = thread.vcpu;
+        item["waited_behind"] = nullptr;  // unknown without the split, not "nobody"
+        if (const auto* wait = find_wait(waits, thread.tid); wait && wait->run_delay_ns) {
+          json behind = json::array();
+          for (const auto& culprit : wait->behind) behind.push_back(culprit_json(culprit));
+          item["waited_behind"] = {{"run_delay_ns", *wait->run_delay_ns}, {"behind", behind}};
+        }
         vcpus.push_back(std::move(item));
       } else {
         item["name"] = thread.name;
@@ -449,11 +511,14 @@ std::vector<std::string> top_help_lines() {
       "  e        emulator, I/O and vhost threads on/off",
       "  P        sort by %CPU             D      sort by %DELAY (run-queue wait)",
       "  M        sort by migrations/s     N      sort by VM name and vCPU (default)",
-      "  up/down, PgUp/PgDn  scroll        h or ?  this help (any key returns)",
+      "  up/down, PgUp/PgDn  select a row  h or ?  this help (any key returns)",
+      "  b or Enter  who the selected vCPU waited behind (any key returns)",
       "",
       "Columns: CPU is the last CPU, '*' when it changed since the previous refresh;",
       "  %CPU and %DELAY are of wall time (100 = one CPU); ~ marks %CPU from clock",
       "  ticks (no schedstat) or migrations counted from CPU changes (no sched file).",
+      "  WAITED BEHIND: what ran while the vCPU waited, the most of it, and its share",
+      "  of the vCPU's delay over the interval (n/a without BPF).",
       "CPU cells: utilisation and the vCPUs (VM:vcpu) seen there in the interval.",
       "Flags: SMT  a vCPU of another VM ran on an SMT sibling of the same core",
       "       NUMA the vCPU runs on another NUMA node than most of its VM's vCPUs",

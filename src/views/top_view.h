@@ -8,6 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "collect/delay.h"
 #include "collect/sampler.h"
 
 namespace vcpumap::views {
@@ -42,11 +43,20 @@ struct TopRow {
   unsigned flags = 0;
 };
 
+// Who each vCPU waited behind over the sample's interval (DelayWatch::update_interval), or
+// nullptr when BPF cannot split delay here: the views then say n/a.
+using TopWaits = const DelayReport*;
+
 // The rows to show, filtered and sorted, with their flags.
 std::vector<TopRow> top_rows(const Sample& sample, const TopSettings& settings);
-// The table's header line, then the text of one row; both fit in 80 columns.
+// The table's header line, then the text of one row; up to AFFINITY they fit in 80 columns.
 std::string top_table_header();
-std::string top_row_text(const Sample& sample, const TopRow& row);
+std::string top_row_text(const Sample& sample, const TopRow& row, TopWaits waits);
+// The WAITED BEHIND cell of vCPU `tid`: its largest culprit and its share of the vCPU's delay
+// ("spin 95%"), "-" when it did not wait, "n/a" without the split.
+std::string waited_behind_cell(TopWaits waits, int tid);
+// The full split of the row's vCPU over the interval (key b), one screen's lines.
+std::vector<std::string> top_split_lines(const Sample& sample, const TopRow& row, TopWaits waits);
 // The flag words of a row ("SMT NUMA EMU"), empty when none.
 std::string flag_text(unsigned flags);
 
@@ -59,9 +69,10 @@ std::vector<std::string> cpu_cell_lines(const Sample& sample, int width, bool co
 bool cpu_cells_fit(const Sample& sample, int width, int max_lines);
 
 // One iteration of `top -b`: summary, CPU cells and the table, as plain text.
-std::string render_top_batch(const Sample& sample, const TopSettings& settings);
-// One iteration of `top --json`: {"time", "interval_s", "host": {...}, "vms": [...]}.
-nlohmann::json top_json(const Sample& sample);
+std::string render_top_batch(const Sample& sample, const TopSettings& settings, TopWaits waits);
+// One iteration of `top --json`: {"time", "interval_s", "host": {...}, "vms": [...]}; each vCPU
+// has "waited_behind": {"run_delay_ns", "behind": [...]} or null without the split.
+nlohmann::json top_json(const Sample& sample, TopWaits waits);
 // The help screen's lines (key h).
 std::vector<std::string> top_help_lines();
 

@@ -220,6 +220,17 @@ start_fake() {
   [[ "$FAKE_PID" == "$BG_PID" ]] || fatal "fake_guest $label: printed '$FAKE_PID', started $BG_PID"
 }
 
+# wait_screen TEXT [SECONDS]: until the test's `screen` (its tmux pane, as text) shows TEXT;
+# bounded (5 s unless told).
+wait_screen() {
+  local i
+  for ((i = 0; i < ${2:-5} * 10; i++)); do
+    [[ "$(screen)" == *"$1"* ]] && return 0
+    sleep 0.1
+  done
+  return 1
+}
+
 ps_psr() { ps -L -o tid=,psr= -p "$1" | awk -v t="$2" '$1 == t { print $2 }'; }
 
 # The verdict: called from the EXIT trap. Recorded failures make the exit status 1.

@@ -2,9 +2,10 @@
 # `vcpumap delay`: who each vCPU waited behind, split in the kernel by BPF programs on the sched
 # tracepoints. A busy vCPU pinned to one CPU with a host process spinning there waits behind that
 # process, by name; two VMs' busy vCPUs pinned to one CPU wait behind each other; every split
-# adds up to the schedstat run_delay delta within 5%; serve exports the split (top 5 culprits per
-# vCPU plus other), and without BPF serves the rest and says why; with the procfs source, delay
-# says in one line what it needs.
+# adds up to the schedstat run_delay delta within 5%; top shows each vCPU's largest culprit
+# (WAITED BEHIND), key b its whole split, and n/a without BPF; serve exports the split (top 5
+# culprits per vCPU plus other), and without BPF serves the rest and says why; with the procfs
+# source, delay says in one line what it needs.
 # Usage: bash tests/integration/test_delay.sh PATH/TO/vcpumap [PATH/TO/fake_guest]
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 find_fake_guest "${2:-}"
@@ -44,7 +45,11 @@ CGROUP=/sys/fs/cgroup/cpu/vcpumap-test-delay-$$
 mkdir "$CGROUP" || fatal "cannot make cgroup $CGROUP"
 echo 262144 >"$CGROUP/cpu.shares" || fatal "cannot weigh cgroup $CGROUP"
 eval "lib_exit_hook() $(declare -f guests_exit_hook | tail -n +2)"
+# Our own tmux server (its socket named after this run) for top's full screen: no one else's.
+TMUX_SOCKET="vcpumap-itest-delay-$$"
+tmux_() { tmux -L "$TMUX_SOCKET" "$@"; }
 guests_exit_hook() {  # runs after every process started here was stopped
+  command -v tmux >/dev/null && tmux_ kill-server 2>/dev/null
   rmdir "$CGROUP" 2>/dev/null || echo "cgroup $CGROUP was not removed" >&2
   lib_exit_hook "$1"
 }
@@ -54,10 +59,11 @@ chmod +x "$SPINNER"
 
 # vcpu_tid PID: the tid of the fake guest's vCPU 0.
 vcpu_tid() { thread_tid "$1" "CPU 0/KVM"; }
-contend() {  # contend TID: pins TID to $CPU, in the test's cgroup
-  taskset -pc "$CPU" "$1" >/dev/null || fatal "cannot pin thread $1 to CPU $CPU"
+pin_to() {  # pin_to TID CPU: pins TID to CPU, in the test's cgroup
+  taskset -pc "$2" "$1" >/dev/null || fatal "cannot pin thread $1 to CPU $2"
   echo "$1" >"$CGROUP/tasks" || fatal "cannot move thread $1 into $CGROUP"
 }
+contend() { pin_to "$1" "$CPU"; }  # contend TID: pins TID to $CPU, in the test's cgroup
 stop() {  # stop PID...: ends processes this test started, and waits for them
   kill "$@"
   wait "$@" 2>/dev/null
@@ -120,6 +126,60 @@ assert_match "text: the spinner first, by name, with its share" \
 assert_true "text: one screen" test "$(grep -c '' <<<"$OUT")" -le 24
 stop "$BG_PID" "$TEXT_PID"
 
+# --- top: WAITED BEHIND, and key b for the whole split ------------------------------------------
+start_fake top -name "guest=itest-dtop,debug-threads=on" --threads 1 --busy
+TOP_PID=$FAKE_PID
+TOP_TID=$(vcpu_tid "$TOP_PID")
+contend "$TOP_TID"
+start_background_as delay-spinner "$SPINNER"
+TOP_SPINNER=$BG_PID
+contend "$TOP_SPINNER"
+expect_vcpumap --no-libvirt top -b -n 2 -d 1 -f itest-dtop
+assert_match "top -b: the header has WAITED BEHIND" "$OUT" "%DELAY WAITED BEHIND +MIGR/S"
+# The culprit's label is cut to 11 characters, then its share of the vCPU's delay.
+assert_match "top -b: each interval, the vCPU waited mostly behind the spinner" \
+  "$(grep -E "^itest-dtop +0 +$TOP_TID " <<<"$OUT" | tail -n1)" " delay-spinn +(9[0-9]|100)% "
+expect_vcpumap --no-libvirt --json top -n 2 -d 1 -f itest-dtop
+LAST=$(tail -n1 <<<"$OUT")
+assert_eq "top --json: the largest culprit is the spinner, by kind, name and pid" \
+  "host delay-spinner $TOP_SPINNER" \
+  "$(json_eval "$LAST" "(lambda b: ' '.join(str(b[k]) for k in ('kind', 'comm', 'pid')))(next(v for v in d['vms'] if v['pid'] == $TOP_PID)['vcpus'][0]['waited_behind']['behind'][0])")"
+assert_eq "top --json: the split adds up to the interval's run delay within 5%" "true" \
+  "$(json_eval "$LAST" "(lambda w: abs(sum(b['ns'] for b in w['behind']) - w['run_delay_ns']) <= 0.05 * w['run_delay_ns'])(next(v for v in d['vms'] if v['pid'] == $TOP_PID)['vcpus'][0]['waited_behind'])")"
+# Without BPF, top keeps working: the column says n/a, and one note says why.
+run_vcpumap --no-libvirt --source procfs top -b -n 1 -d 0.5 -f itest-dtop
+assert_eq "top --source procfs: exits 0" "0" "$STATUS"
+assert_match "top --source procfs: WAITED BEHIND is n/a" \
+  "$(grep -E "^itest-dtop +0 " <<<"$OUT")" " n/a +[0-9.]+ "
+assert_eq "top --source procfs: one note says why" "1" "$(grep -c 'WAITED BEHIND is n/a' <<<"$ERR")"
+run_vcpumap --no-libvirt --source procfs --json top -n 1 -d 0.5 -f itest-dtop
+assert_eq "top --json --source procfs: waited_behind is null, not empty" "true" \
+  "$(json_eval "$OUT" "next(v for v in d['vms'] if v['pid'] == $TOP_PID)['vcpus'][0]['waited_behind'] is None")"
+if command -v tmux >/dev/null; then
+  tmux_ new-session -d -s top -x 100 -y 30 \
+    "'$VCPUMAP' --no-libvirt top -d 1 -f itest-dtop; echo \$? >'$TEST_TMP/top_status'"
+  screen() { tmux_ capture-pane -p -t top; }
+  wait_screen "delay-spinn" 8
+  assert_match "screen: the WAITED BEHIND column names the spinner" "$(screen)" \
+    "itest-dtop +0 +$TOP_TID .* delay-spinn +[0-9]+% "
+  tmux_ send-keys -t top b
+  wait_screen "who it waited behind" 3
+  SCREEN=$(screen)
+  assert_contains "key b: the selected vCPU's split" "$SCREEN" \
+    "itest-dtop vCPU 0 (tid $TOP_TID): who it waited behind"
+  assert_match "key b: the spinner by name and pid, with its share" "$SCREEN" \
+    "[0-9.]+%  host +delay-spinner \\(pid $TOP_SPINNER\\)"
+  tmux_ send-keys -t top x
+  wait_screen "WAITED BEHIND" 3
+  assert_not_contains "any key returns to the table" "$(screen)" "who it waited behind"
+  tmux_ send-keys -t top q
+  for ((i = 0; i < 30; i++)); do [[ -s "$TEST_TMP/top_status" ]] && break; sleep 0.1; done
+  assert_eq "screen: q exits 0" "0" "$(cat "$TEST_TMP/top_status" 2>/dev/null)"
+else
+  say "tmux is not installed: top's full screen is not checked"
+fi
+stop "$TOP_SPINNER" "$TOP_PID"
+
 # --- two VMs' vCPUs on one CPU -------------------------------------------------------------------
 start_fake left -name "guest=itest-delay-left,debug-threads=on" --threads 1 --busy
 LEFT_PID=$FAKE_PID
@@ -131,13 +191,50 @@ expect_vcpumap --no-libvirt --json delay -d 3s itest-delay-left itest-delay-righ
 TWO=$OUT
 assert_eq "two VMs: both are measured" "itest-delay-left,itest-delay-right" \
   "$(json_eval "$TWO" "[v['name'] for v in d['vms']]")"
-for pair in "left right $RIGHT_PID" "right left $LEFT_PID"; do
-  read -r me other other_pid <<<"$pair"
-  assert_eq "two VMs: $me's vCPU 0 waits first behind $other's vCPU 0" \
-    "vcpu itest-delay-$other $other_pid 0" \
-    "$(json_eval "$TWO" "(lambda b: ' '.join(str(b.get(k)) for k in ('kind', 'vm', 'pid', 'vcpu')))(next(v for v in d['vms'] if v['name'] == 'itest-delay-$me')['vcpus'][0]['behind'][0])")"
-done
+# each_other DOC FIELD LABEL: left's and right's vCPU 0 each have the other's vCPU 0 first in
+# FIELD (behind, ran_beside) of `delay --json` output DOC.
+each_other() {
+  local doc=$1 field=$2 label=$3 pair me other other_pid
+  for pair in "left right $RIGHT_PID" "right left $LEFT_PID"; do
+    read -r me other other_pid <<<"$pair"
+    assert_eq "$label: $me's vCPU 0 has $other's vCPU 0 first in $field" \
+      "vcpu itest-delay-$other $other_pid 0" \
+      "$(json_eval "$doc" "(lambda b: ' '.join(str(b.get(k)) for k in ('kind', 'vm', 'pid', 'vcpu')))(next(v for v in d['vms'] if v['name'] == 'itest-delay-$me')['vcpus'][0]['$field'][0])")"
+  done
+}
+each_other "$TWO" behind "two VMs"
 check_sums "$TWO" "two VMs"
+
+# --- ran_beside: what ran on the vCPU's SMT sibling -------------------------------------------
+# This host's own topology: without SMT, ran_beside is null (unknown), never 0, and says why.
+if [[ "$(cat /sys/devices/system/cpu/cpu*/topology/thread_siblings_list | sort -u | tr -d '0-9\n')" == "" ]]; then
+  assert_eq "no SMT here: every vCPU's ran_beside is null" "true" \
+    "$(json_eval "$TWO" "all(c['ran_beside'] is None for v in d['vms'] for c in v['vcpus'])")"
+  assert_contains "no SMT here: delay says why" \
+    "$(json_eval "$TWO" "d['ran_beside_unavailable']")" "this host has no SMT"
+fi
+VCPUMAP_DELAY_SIBLINGS=x run_vcpumap --no-libvirt delay -d 10ms itest-delay-left
+assert_eq "a bad VCPUMAP_DELAY_SIBLINGS is bad input" "2" "$STATUS"
+assert_contains "a bad VCPUMAP_DELAY_SIBLINGS is named" "$ERR" "VCPUMAP_DELAY_SIBLINGS='x'"
+# The kernel's side, on CPUs 0 and 1 taken as one core's siblings (VCPUMAP_DELAY_SIBLINGS): two
+# VMs' busy vCPUs, one on each, ran beside each other, the same time seen from either side. With
+# the test cgroup's weight on both CPUs the rest of the machine (vcpumap included) gets little:
+# the window is short, and left goes back to share $CPU with right at once.
+pin_to "$(vcpu_tid "$LEFT_PID")" 0
+pin_to "$(vcpu_tid "$RIGHT_PID")" 1
+OUT=$(VCPUMAP_DELAY_SIBLINGS=0-1 "$VCPUMAP" --no-libvirt --json delay -d 2s itest-delay-left \
+  itest-delay-right 2>"$TEST_TMP/beside.err") || fatal "delay with forced siblings: $(<"$TEST_TMP/beside.err")"
+BESIDE=$OUT
+pin_to "$(vcpu_tid "$LEFT_PID")" "$CPU"
+pin_to "$(vcpu_tid "$RIGHT_PID")" "$CPU"
+assert_eq "forced siblings: ran_beside is measured" "null" "$(json_eval "$BESIDE" "d['ran_beside_unavailable']")"
+each_other "$BESIDE" ran_beside "forced siblings"
+# Both busy, each with a CPU of its own and the test cgroup's weight: side by side most of the
+# window, and each stretch counted once for each of the two.
+SIDE=$(json_eval "$BESIDE" "' '.join(str(next(v for v in d['vms'] if v['name'] == n)['vcpus'][0]['ran_beside'][0]['ns']) for n in ('itest-delay-left', 'itest-delay-right')) + ' ' + str(d['duration_ns'])")
+say "ran beside (left, right, window ns): $SIDE"
+assert_eq "forced siblings: side by side for over half the window, the same from both sides" "true" \
+  "$(python3 -c "import sys; l, r, w = map(int, sys.argv[1:]); print('true' if l > 0.5 * w and abs(l - r) <= 0.05 * max(l, r) else 'false')" $SIDE)"
 
 # --- serve: the same split as a counter, top 5 culprits per vCPU plus other ----------------------
 # metrics URL: /metrics of an exporter started here, as plain text.

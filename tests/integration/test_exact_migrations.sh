@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# record --exact counts every migration, or says that it could not: a busy look-alike vCPU is
-# flipped between two CPUs N times while it records. With the BPF event ring (the default) the
+# record --exact counts every migration, or says that it could not: a busy look-alike vCPU, and
+# then a real QEMU TCG guest's vCPU (spinning in its boot sector), is flipped between two CPUs N
+# times while it records. With the BPF event ring (the default) the
 # recorded migrations equal the thread's se.nr_migrations delta, and report says the cross-check
 # held. With the perf fallback (--source procfs), report gives the kernel's count whatever perf
 # lost, and says by how much the events fell short when they did.
@@ -23,13 +24,14 @@ wait_on_cpu() {
   fatal "thread $2 did not move to CPU $3"
 }
 
-# flip_while_recording LABEL ARGS...: records the guest with `record --exact ARGS`, flipping its
-# vCPU FLIPS times; sets DELTA (its nr_migrations delta across the flips) and REPORT/REPORT_TEXT.
+# flip_while_recording LABEL ARGS...: records the guest $VM (pid $PID) with `record --exact ARGS`,
+# flipping its vCPU $TID FLIPS times; sets DELTA (its nr_migrations delta across the flips) and
+# REPORT/REPORT_TEXT.
 flip_while_recording() {
   local label=$1 rec="$TEST_TMP/$1.rec" i recorder
   shift
   taskset -pc 0 "$TID" >/dev/null && wait_on_cpu "$PID" "$TID" 0
-  "$VCPUMAP" --no-libvirt "$@" record --exact -o "$rec" itest-flip 2>"$TEST_TMP/$label.err" &
+  "$VCPUMAP" --no-libvirt "$@" record --exact -o "$rec" "$VM" 2>"$TEST_TMP/$label.err" &
   recorder=$!
   remember_started "$recorder"
   for ((i = 0; i < 200; i++)); do
@@ -54,21 +56,39 @@ flip_while_recording() {
   REPORT_TEXT=$OUT
 }
 
+VCPU="d['vms'][0]['vcpus'][0]"
+# check_bpf LABEL: with the BPF ring, the recorded migrations equal the nr_migrations delta.
+check_bpf() {
+  local label=$1
+  flip_while_recording "$label" --source auto
+  assert_eq "$label: the test moved the thread $FLIPS times (se.nr_migrations)" "$FLIPS" "$DELTA"
+  assert_eq "$label: exact migrations equal the nr_migrations delta, from the events" \
+    "$FLIPS $FLIPS $FLIPS tracepoint" \
+    "$(json_eval "$REPORT" "' '.join(str($VCPU[k]) for k in ('migrations', 'migration_events', 'migrations_counted', 'migrations_source'))")"
+  assert_eq "$label: no event was lost" "0" "$(json_eval "$REPORT" "d['lost_events']")"
+  assert_contains "$label: report says the cross-check held" "$REPORT_TEXT" \
+    "migrations cross-checked: the events of all 1 vCPUs equal their se.nr_migrations deltas"
+  assert_not_contains "$label: no warning" "$REPORT_TEXT" "WARNING"
+}
+
+# --- BPF ring: a real TCG guest's vCPU ----------------------------------------------------------
+command -v qemu-system-x86_64 >/dev/null || skip "qemu-system-x86_64 is not installed"
+make_spin_disk "$TEST_TMP/spin.img" || fatal "can't write the boot sector"
+start_guest itest-flip-tcg -smp 1 -drive "file=$TEST_TMP/spin.img,format=raw,if=ide" ||
+  fatal "QEMU guest did not start"
+VM=itest-flip-tcg
+PID=$GUEST_PID
+wait_vcpu_threads "$PID" 1 || fatal "QEMU's vCPU thread did not appear"
+TID=$(vcpu_tid "$PID" 0)
+check_bpf tcg
+kill "$PID"
+
+# --- BPF ring: a look-alike ---------------------------------------------------------------------
 start_fake flip -name "guest=itest-flip,debug-threads=on" --threads 1 --busy
+VM=itest-flip
 PID=$FAKE_PID
 TID=$(thread_tid "$PID" "CPU 0/KVM") || fatal "no vCPU thread in fake guest $PID"
-
-# --- BPF ring ------------------------------------------------------------------------------------
-flip_while_recording bpf --source auto
-assert_eq "the test moved the thread $FLIPS times (se.nr_migrations)" "$FLIPS" "$DELTA"
-VCPU="d['vms'][0]['vcpus'][0]"
-assert_eq "bpf: exact migrations equal the nr_migrations delta, from the events" \
-  "$FLIPS $FLIPS $FLIPS tracepoint" \
-  "$(json_eval "$REPORT" "' '.join(str($VCPU[k]) for k in ('migrations', 'migration_events', 'migrations_counted', 'migrations_source'))")"
-assert_eq "bpf: no event was lost" "0" "$(json_eval "$REPORT" "d['lost_events']")"
-assert_contains "bpf: report says the cross-check held" "$REPORT_TEXT" \
-  "migrations cross-checked: the events of all 1 vCPUs equal their se.nr_migrations deltas"
-assert_not_contains "bpf: no warning" "$REPORT_TEXT" "WARNING"
+check_bpf bpf
 
 # --- perf fallback -------------------------------------------------------------------------------
 MOUNTED=""

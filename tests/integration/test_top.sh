@@ -109,15 +109,6 @@ SESSION=top
 tmux_ new-session -d -s "$SESSION" -x 80 -y 24 \
   "'$VCPUMAP' --no-libvirt top -d 1; echo \$? >'$TEST_TMP/exit_status'"
 screen() { tmux_ capture-pane -p -t "$SESSION"; }
-# wait_screen TEXT [SECONDS]: until the screen shows TEXT.
-wait_screen() {
-  local i
-  for ((i = 0; i < ${2:-5} * 10; i++)); do
-    [[ "$(screen)" == *"$1"* ]] && return 0
-    sleep 0.1
-  done
-  return 1
-}
 keys() { tmux_ send-keys -t "$SESSION" "$@"; }
 
 wait_screen "itest-busy" 5

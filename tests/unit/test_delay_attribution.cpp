@@ -4,6 +4,7 @@
 
 #include "collect/delay.h"
 #include "views/delay_view.h"
+#include "views/top_view.h"
 
 namespace vcpumap {
 namespace {
@@ -114,6 +115,67 @@ TEST(DelayAttribution, WithinFivePercentIsNoMismatch) {
   const auto& vcpu = report.vms[0].vcpus[0];
   EXPECT_TRUE(vcpu.mismatch.empty());
   ASSERT_EQ(vcpu.behind.size(), 1U);  // more split than delta: no `other`
+}
+
+TEST(DelayAttribution, RanBesideIsWhatRanOnTheSiblingByWhatItIsToTheVms) {
+  const auto snapshot = two_vms();
+  const std::vector<bpf::DelayPair> beside = {pair(101, 200, 201, 700), pair(101, 100, 103, 9),
+                                              pair(201, 100, 101, 700)};
+  const auto report = attribute_delay(snapshot, {&snapshot.vms[0], &snapshot.vms[1]}, {},
+                                      {{101, 0}}, {{101, 0}}, std::chrono::seconds(1), beside);
+  const auto& web0 = report.vms[0].vcpus[0];
+  ASSERT_TRUE(web0.ran_beside.has_value());
+  ASSERT_EQ(web0.ran_beside->size(), 2U);
+  EXPECT_EQ((*web0.ran_beside)[0].kind, CulpritKind::vcpu);
+  EXPECT_EQ((*web0.ran_beside)[0].vm, "db");
+  EXPECT_EQ((*web0.ran_beside)[0].ns, 700U);
+  EXPECT_EQ((*web0.ran_beside)[1].kind, CulpritKind::iothread);
+  EXPECT_TRUE(report.vms[0].vcpus[1].ran_beside->empty());  // measured: nothing, not unknown
+  EXPECT_EQ((*report.vms[1].vcpus[0].ran_beside)[0].vm, "web");
+  const auto json = views::delay_json(report);
+  EXPECT_EQ(json["vms"][0]["vcpus"][0]["ran_beside"][0]["kind"], "vcpu");
+  EXPECT_EQ(json["vms"][0]["vcpus"][0]["ran_beside"][0]["ns"], 700U);
+  EXPECT_TRUE(json["vms"][0]["vcpus"][1]["ran_beside"].is_array());
+  EXPECT_TRUE(json["ran_beside_unavailable"].is_null());
+
+  // Not measured (no SMT): null, and the report says why.
+  auto unmeasured = attribute_delay(snapshot, {&snapshot.vms[0]}, {}, {{101, 0}}, {{101, 0}},
+                                    std::chrono::seconds(1));
+  unmeasured.ran_beside_why = ran_beside_unmeasured({{}, {}});
+  const auto none = views::delay_json(unmeasured);
+  EXPECT_TRUE(none["vms"][0]["vcpus"][0]["ran_beside"].is_null());
+  EXPECT_NE(none["ran_beside_unavailable"].get<std::string>().find("no SMT"), std::string::npos);
+  EXPECT_NE(
+      views::render_delay_text(unmeasured).find("ran beside (SMT): n/a: this host has no SMT"),
+      std::string::npos);
+}
+
+TEST(DelayAttribution, AnIntervalIsTheTotalsLessThoseOfTheReadBefore) {
+  const std::vector<bpf::DelayPair> before = {pair(101, 200, 201, 400), pair(101, 5000, 5001, 50)};
+  const std::vector<bpf::DelayPair> now = {pair(101, 200, 201, 700), pair(101, 5000, 5001, 50),
+                                           pair(102, 0, 0, 20, "swapper/0", true)};
+  const auto added = subtract_pairs(now, before);
+  ASSERT_EQ(added.size(), 2U);  // the spinner added nothing: left out
+  EXPECT_EQ(added[0].culprit_tid, 201);
+  EXPECT_EQ(added[0].ns, 300U);
+  EXPECT_EQ(added[1].waiter_tid, 102);  // new since: all of it
+  EXPECT_EQ(added[1].ns, 20U);
+  EXPECT_TRUE(added[1].culprit_kernel_thread);
+}
+
+TEST(DelayAttribution, TopsCellIsTheLargestCulpritAndItsShare) {
+  const auto snapshot = two_vms();
+  const auto report =
+      attribute_delay(snapshot, {&snapshot.vms[0]},
+                      {pair(101, 5000, 5001, 75, "a-long-spinner-name"), pair(101, 200, 201, 25)},
+                      {{101, 0}}, {{101, 100}}, std::chrono::seconds(1));
+  EXPECT_EQ(views::waited_behind_cell(&report, 101), "a-long-spin  75%");
+  EXPECT_EQ(views::waited_behind_cell(&report, 102), "n/a");  // its delay is unknown
+  EXPECT_EQ(views::waited_behind_cell(nullptr, 101), "n/a");  // no split without BPF
+  const auto idle = attribute_delay(snapshot, {&snapshot.vms[0]}, {}, {{101, 5}}, {{101, 5}},
+                                    std::chrono::seconds(1));
+  EXPECT_EQ(views::waited_behind_cell(&idle, 101), "-");  // it did not wait
+  EXPECT_EQ(views::culprit_label(report.vms[0].vcpus[0].behind[1]), "db:vcpu0");
 }
 
 }  // namespace

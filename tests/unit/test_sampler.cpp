@@ -345,10 +345,11 @@ TEST_F(SamplerTest, TopViewsShowEveryVcpu) {
   guest.vcpu0.cpu = 1;
   tree.add_process(100, kArgv, guest.threads());
   const auto& second = sample(sampler, 1);
-  const auto text = views::render_top_batch(second, {});
-  EXPECT_TRUE(std::regex_search(text, std::regex(R"(\nweb +0 +101 +1\* +50\.0 )"))) << text;
+  const auto text = views::render_top_batch(second, {}, nullptr);
+  EXPECT_TRUE(std::regex_search(text, std::regex(R"(\nweb +0 +101 +1\* +50\.0 +[0-9.]+ +n/a )")))
+      << text;  // without the delay split, WAITED BEHIND says n/a
   EXPECT_NE(text.find("cpu1"), std::string::npos) << text;
-  const auto json = nlohmann::json::parse(views::dump_json(views::top_json(second)));
+  const auto json = nlohmann::json::parse(views::dump_json(views::top_json(second, nullptr)));
   const auto& vcpu = json["vms"][0]["vcpus"][0];
   EXPECT_EQ(vcpu["vcpu"], 0);
   EXPECT_EQ(vcpu["tid"], 101);
@@ -357,6 +358,7 @@ TEST_F(SamplerTest, TopViewsShowEveryVcpu) {
   EXPECT_TRUE(vcpu["delay_pct"].is_number());
   EXPECT_TRUE(vcpu.contains("migrations_per_s"));
   EXPECT_EQ(json["vms"][0]["name"], "web");
+  EXPECT_TRUE(vcpu["waited_behind"].is_null());
 
   views::TopSettings by_cpu;
   by_cpu.sort = views::TopSort::cpu_pct;
@@ -364,7 +366,9 @@ TEST_F(SamplerTest, TopViewsShowEveryVcpu) {
   const auto rows = views::top_rows(second, by_cpu);
   ASSERT_EQ(rows.size(), 3U);
   EXPECT_EQ(second.snapshot.vms[0].threads[rows[0].thread].tid, 101);
-  for (const auto& row : rows) EXPECT_LE(views::top_row_text(second, row).size(), 80U);
+  // The figures fit in 80 columns; AFFINITY and FLAGS go on past them.
+  EXPECT_LE(views::top_table_header().find("MIGR/S") + 6, 80U);
+  for (const auto& row : rows) EXPECT_LE(views::top_row_text(second, row, nullptr).size(), 100U);
 }
 
 TEST(TopView, ManyCpusFitCompactIn80Columns) {

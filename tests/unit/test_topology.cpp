@@ -18,6 +18,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "collect/delay.h"
 #include "fixture_tree.h"
 #include "sources/sysfs/topology.h"
 #include "util/text.h"
@@ -294,6 +295,38 @@ TEST_F(SharedMachineTopology, HybridPerformanceAndEfficiencyCores) {
   EXPECT_EQ(topology.model_name, "13th Gen Intel(R) Core(TM) i7-1370P");
   const auto text = views::render_topology_text(topology, {});
   EXPECT_NE(text.find("L2 cache:            11.5 MiB (8 instances)\n"), std::string::npos) << text;
+}
+
+// ran_beside's sibling map (collect/delay.h), from the same trees: the other CPUs of each core.
+TEST_F(SharedMachineTopology, SmtSiblingsForRanBeside) {
+  ASSERT_EQ(std::getenv("VCPUMAP_DELAY_SIBLINGS"), nullptr);
+  {
+    const auto [topology, tree] = load("16em64t-4s2c2t.tar.bz2");
+    const auto siblings = smt_siblings(topology).value();
+    ASSERT_EQ(siblings.size(), 16u);
+    EXPECT_EQ(siblings[0], std::vector<int>{8});
+    EXPECT_EQ(siblings[8], std::vector<int>{0});
+    EXPECT_EQ(ran_beside_unmeasured(siblings), "");
+  }
+  {
+    const auto [topology, tree] = load("16em64t-4s2c2t-offlines.tar.bz2");
+    const auto siblings = smt_siblings(topology).value();
+    EXPECT_TRUE(siblings.size() <= 10 || siblings[10].empty());  // its sibling 2 is offline
+    EXPECT_TRUE(siblings.size() <= 2 || siblings[2].empty());
+    EXPECT_EQ(ran_beside_unmeasured(siblings), "");
+  }
+  {
+    const auto [topology, tree] = load("20em64t-hybrid-1p6c2t+2ca4co1t.tar.bz2");
+    const auto siblings = smt_siblings(topology).value();
+    int paired = 0;
+    for (const auto& others : siblings) paired += others.size() == 1 ? 1 : 0;
+    EXPECT_EQ(paired, 12);  // the six two-thread cores; the eight others have no sibling
+  }
+  {
+    const auto [topology, tree] = load("96em64t-4no4pa3ca2co.tar.bz2");
+    const auto siblings = smt_siblings(topology).value();
+    EXPECT_NE(ran_beside_unmeasured(siblings).find("no SMT"), std::string::npos);
+  }
 }
 
 TEST(Topology, TwoCpuKvmGuestFixture) {

@@ -10,6 +10,8 @@
 #define VCPUMAP_DELAY_WAITERS_PER_CPU 16
 #define VCPUMAP_DELAY_MAX_WATCHED 16384
 #define VCPUMAP_DELAY_MAX_PAIRS 65536
+#define VCPUMAP_DELAY_MAX_BESIDE 16384
+#define VCPUMAP_DELAY_MAX_SIBLINGS 7  // up to 8 SMT threads a core
 
 // watched[tid]: the role of a thread of interest. Only vCPUs wait; the others are there so that
 // a culprit's role is known in user space without a race against thread exit.
@@ -27,9 +29,20 @@ struct vcpumap_delay_waiter {
 struct vcpumap_delay_cpu {
   __u64 last_switch;  // 0 until the first switch seen on this CPU
   struct vcpumap_delay_waiter waiters[VCPUMAP_DELAY_WAITERS_PER_CPU];
+  // For ran_beside: the watched thread running here since `running_since` (role 0: none, or
+  // not a VM's thread), and the CPUs that share this one's core, set by user space before
+  // attaching (sibling_count 0: no SMT, nothing is counted).
+  __s32 running_tid, running_tgid;
+  __u32 running_role;
+  __u32 sibling_count;
+  __u64 running_since;
+  __s32 siblings[VCPUMAP_DELAY_MAX_SIBLINGS];
+  __u32 reserved;
 };
 
 // pairs[{waiter, culprit}]: how long the waiting vCPU waited while the culprit ran where it waited.
+// beside[{vCPU, culprit}], same types: how long the vCPU ran while the culprit, another VM's
+// thread, ran on an SMT sibling of its CPU.
 struct vcpumap_delay_key {
   __s32 waiter_tid;
   __s32 culprit_tgid;
@@ -48,6 +61,7 @@ struct vcpumap_delay_state {
   __u64 waiters_dropped;  // a vCPU found every slot of its CPU taken
   __u64 pairs_dropped;    // the aggregate map was full: that delay is left to `other`
   __u64 cpus_dropped;     // an event on a CPU past VCPUMAP_DELAY_MAX_CPUS
+  __u64 beside_dropped;   // the ran_beside map was full
 };
 
 // ---- The event ring for exact recording (sched_events.bpf.c) ----

@@ -55,9 +55,28 @@ Status DelayTracer::attach() {
   return Ok{};
 }
 
-Result<std::vector<DelayPair>> DelayTracer::read() const {
+Status DelayTracer::set_siblings(const std::vector<std::vector<int>>& siblings) {
+  for (std::size_t cpu = 0; cpu < siblings.size() && cpu < VCPUMAP_DELAY_MAX_CPUS; ++cpu) {
+    if (siblings[cpu].empty()) continue;
+    vcpumap_delay_cpu entry{};  // before attach: nothing runs or waits yet
+    for (const int other : siblings[cpu]) {
+      if (entry.sibling_count == VCPUMAP_DELAY_MAX_SIBLINGS) break;
+      entry.siblings[entry.sibling_count++] = other;
+    }
+    const auto key = static_cast<std::uint32_t>(cpu);
+    if (bpf_map_update_elem(programs_->loaded.cpus, &key, &entry, BPF_ANY) != 0) {
+      return make_error(ExitCode::failure, "BPF delay: cannot give CPU {} its SMT siblings: {}",
+                        cpu, std::strerror(errno));
+    }
+  }
+  return Ok{};
+}
+
+namespace {
+
+// Every entry of a pairs-shaped map (pairs, beside).
+Result<std::vector<DelayPair>> read_totals(int map) {
   std::vector<DelayPair> pairs;
-  const int map = programs_->loaded.pairs;
   vcpumap_delay_key key{}, next{};
   const void* previous = nullptr;  // null asks for the first key
   while (bpf_map_get_next_key(map, previous, &next) == 0) {
@@ -82,11 +101,22 @@ Result<std::vector<DelayPair>> DelayTracer::read() const {
   return pairs;
 }
 
+}  // namespace
+
+Result<std::vector<DelayPair>> DelayTracer::read() const {
+  return read_totals(programs_->loaded.pairs);
+}
+
+Result<std::vector<DelayPair>> DelayTracer::read_beside() const {
+  return read_totals(programs_->loaded.beside);
+}
+
 DelayDropped DelayTracer::dropped() const {
   const auto* state = programs_->loaded.state;
   return {__atomic_load_n(&state->waiters_dropped, __ATOMIC_RELAXED),
           __atomic_load_n(&state->pairs_dropped, __ATOMIC_RELAXED),
-          __atomic_load_n(&state->cpus_dropped, __ATOMIC_RELAXED)};
+          __atomic_load_n(&state->cpus_dropped, __ATOMIC_RELAXED),
+          __atomic_load_n(&state->beside_dropped, __ATOMIC_RELAXED)};
 }
 
 std::vector<TaskReader::ProgramStats> DelayTracer::program_stats() const {

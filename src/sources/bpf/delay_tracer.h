@@ -29,6 +29,7 @@ struct DelayDropped {
   std::uint64_t waiters = 0;  // a vCPU found every waiter slot of its CPU taken
   std::uint64_t pairs = 0;    // the aggregate map was full
   std::uint64_t cpus = 0;     // events on CPUs past the programs' capacity
+  std::uint64_t beside = 0;   // the ran_beside map was full (that time is not counted)
   std::uint64_t total() const { return waiters + pairs + cpus; }
 };
 
@@ -43,10 +44,16 @@ class DelayTracer {
   // Makes `vcpus` the threads whose delay is split, and `others` threads of interest that never
   // wait here (VMs' other threads). Call before attach().
   Status watch(std::span<const int> vcpus, std::span<const int> others);
+  // Makes `siblings[cpu]` the other CPUs of cpu's core, for ran_beside; CPUs not listed, or with
+  // none, count nothing beside. Call before attach().
+  Status set_siblings(const std::vector<std::vector<int>>& siblings);
   // Starts tracing: from now on the watched vCPUs' waits are added up.
   Status attach();
   // Every (waiter, culprit) pair added up since attach(); one map walk.
   Result<std::vector<DelayPair>> read() const;
+  // Every (vCPU, another VM's thread on an SMT sibling) total since attach(), as pairs whose
+  // waiter is the vCPU and whose ns is how long they ran side by side; one map walk.
+  Result<std::vector<DelayPair>> read_beside() const;
   // What was dropped since attach().
   DelayDropped dropped() const;
   // The kernel's count of each program's runs and CPU time (switch, wakeup, wakeup_new,

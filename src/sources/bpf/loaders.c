@@ -72,6 +72,7 @@ int vcpumap_load_delay_programs(struct vcpumap_delay_programs* programs) {
   programs->watched = skeleton->maps.watched.map_fd;
   programs->cpus = skeleton->maps.cpus.map_fd;
   programs->pairs = skeleton->maps.pairs.map_fd;
+  programs->beside = skeleton->maps.beside.map_fd;
   programs->state = &skeleton->bss->state;
   programs->skeleton = skeleton;
   return 0;

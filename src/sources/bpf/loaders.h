@@ -32,8 +32,8 @@ struct vcpumap_seq_programs {
 
 // The run-delay attribution programs (sched_delay.bpf.c), their maps and their mmapped .bss.
 struct vcpumap_delay_programs {
-  int programs[4];           // switch, wakeup, wakeup_new, migrate: for their run statistics
-  int watched, cpus, pairs;  // maps
+  int programs[4];  // switch, wakeup, wakeup_new, migrate: for their run statistics
+  int watched, cpus, pairs, beside;  // maps
   struct vcpumap_delay_state* state;
   void* skeleton;
 };

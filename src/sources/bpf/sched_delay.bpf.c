@@ -8,6 +8,13 @@
 // waiters of a CPU sit in cpus[cpu]; its events run under that CPU's runqueue lock, except a
 // migration of a queued task, which holds the source's lock only: slots are claimed with a
 // compare-and-swap, so two CPUs never take the same one.
+//
+// ran_beside: each CPU keeps which VM thread runs there since when. When a CPU switches, every
+// pair of what ran there and what runs on each of its SMT siblings has run side by side since the
+// later of their two starts: that is added to `beside` (for whichever is a vCPU) if they are
+// threads of different VMs. Either side's switch ends a pair, so each stretch is counted once;
+// the sibling's fields are read without its runqueue lock, so a switch on both siblings at the
+// same instant can count a few hundred ns twice or not at all.
 #include <linux/bpf.h>
 #include <stdbool.h>
 
@@ -42,12 +49,24 @@ struct {
   __type(value, struct vcpumap_delay_value);
 } pairs SEC(".maps");
 
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, VCPUMAP_DELAY_MAX_BESIDE);
+  __type(key, struct vcpumap_delay_key);
+  __type(value, struct vcpumap_delay_value);
+} beside SEC(".maps");
+
 struct vcpumap_delay_state state = {};
 
-static __always_inline int is_watched_vcpu(struct task_struct* task) {
+// VCPUMAP_WATCH_*, or 0 for a thread of no watched VM.
+static __always_inline __u32 role_of(struct task_struct* task) {
   __s32 tid = task->pid;
   __u32* role = bpf_map_lookup_elem(&watched, &tid);
-  return role && *role == VCPUMAP_WATCH_VCPU;
+  return role ? *role : 0;
+}
+
+static __always_inline int is_watched_vcpu(struct task_struct* task) {
+  return role_of(task) == VCPUMAP_WATCH_VCPU;
 }
 
 static __always_inline struct vcpumap_delay_cpu* cpu_state(__u32 cpu) {
@@ -76,6 +95,46 @@ static __always_inline void remove_waiter(struct vcpumap_delay_cpu* here, __s32 
     if (here->waiters[i].tid == tid) {
       here->waiters[i].since = 0;  // first: charge() skips a slot whose start is unknown
       here->waiters[i].tid = 0;
+    }
+  }
+}
+
+// beside[{vcpu, culprit}] += ns; the culprit is a VM's thread, known to user space by tid.
+static __always_inline void add_beside(__s32 vcpu, __s32 tgid, __s32 tid, __u64 ns) {
+  struct vcpumap_delay_key key = {.waiter_tid = vcpu, .culprit_tgid = tgid, .culprit_tid = tid};
+  struct vcpumap_delay_value* value = bpf_map_lookup_elem(&beside, &key);
+  if (value) {
+    __sync_fetch_and_add(&value->ns, ns);
+    return;
+  }
+  struct vcpumap_delay_value fresh = {.ns = ns};
+  if (bpf_map_update_elem(&beside, &key, &fresh, BPF_NOEXIST) == 0) return;
+  value = bpf_map_lookup_elem(&beside, &key);  // another CPU added it meanwhile
+  if (value) {
+    __sync_fetch_and_add(&value->ns, ns);
+  } else {
+    __sync_fetch_and_add(&state.beside_dropped, 1);
+  }
+}
+
+// What ran on `here` and what runs on each of its siblings ran side by side until `now`.
+static __always_inline void charge_beside(struct vcpumap_delay_cpu* here, __u64 now) {
+  if (here->running_role == 0) return;
+  for (int i = 0; i < VCPUMAP_DELAY_MAX_SIBLINGS; i++) {
+    if (i >= here->sibling_count) break;
+    __u32 cpu = (__u32)here->siblings[i];
+    struct vcpumap_delay_cpu* other = bpf_map_lookup_elem(&cpus, &cpu);
+    if (!other || other->running_role == 0) continue;
+    const __s32 tgid = other->running_tgid, tid = other->running_tid;
+    const __u32 role = other->running_role;
+    __u64 start = other->running_since;
+    if (here->running_since > start) start = here->running_since;
+    if (tgid == here->running_tgid || start == 0 || now <= start) continue;
+    if (here->running_role == VCPUMAP_WATCH_VCPU) {
+      add_beside(here->running_tid, tgid, tid, now - start);
+    }
+    if (role == VCPUMAP_WATCH_VCPU) {
+      add_beside(tid, here->running_tgid, here->running_tid, now - start);
     }
   }
 }
@@ -120,14 +179,22 @@ int BPF_PROG(delay_switch, bool preempt, struct task_struct* prev, struct task_s
   if (!here) return 0;
   __u64 now = bpf_ktime_get_ns();
   const int prev_watched = is_watched_vcpu(prev);
+  const __u32 next_role = role_of(next);
   // A vCPU that ran does not wait: a slot still holding it means its switch-in was missed (the
   // kernel skips a program that would recurse), and it must not wait behind itself.
   if (prev_watched) remove_waiter(here, prev->pid);
   charge(here, prev, now);
-  if (is_watched_vcpu(next)) remove_waiter(here, next->pid);
+  if (next_role == VCPUMAP_WATCH_VCPU) remove_waiter(here, next->pid);
   // prev_state is TASK_RUNNING (0) when prev was preempted and stays on this runqueue.
   if (prev_watched && prev_state == 0) add_waiter(here, prev->pid, now);
   here->last_switch = now;
+  if (here->sibling_count > 0) {
+    charge_beside(here, now);
+    here->running_tid = next->pid;
+    here->running_tgid = next->tgid;
+    here->running_role = next_role;
+    here->running_since = now;
+  }
   return 0;
 }
 
