@@ -10,7 +10,7 @@ JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?= -DCMAKE_BUILD_TYPE=RelWithDebInfo
 
 .PHONY: all deps test-deps build demo test asan-test fuzz fuzz-build bench bench-profile format-check \
-	format clean
+	format clean install deb
 
 all: build
 
@@ -36,8 +36,25 @@ test: test-deps build
 	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=$(TEST_FUZZ_SECONDS)
 	@$(MAKE) --no-print-directory format-check
 
+# `make install` (DESTDIR and PREFIX work): the binary, man pages, completions, the exporter unit
+# and the examples under share/doc/vcpumap/examples/.
+PREFIX ?= /usr/local
+install: build
+	@cmake -S . -B $(BUILD) -DCMAKE_INSTALL_PREFIX=$(PREFIX) >/dev/null
+	@cmake --build $(BUILD) -j $(JOBS)
+	@cmake --install $(BUILD)
+
+# The Debian package, into dist/ (debhelper, dh with the cmake build system; README.md).
+deb: deps
+	@dpkg-checkbuilddeps
+	@mkdir -p dist
+	@DEB_BUILD_OPTIONS="parallel=$(JOBS) $$DEB_BUILD_OPTIONS" CMAKE_CXX_COMPILER_LAUNCHER=$$(command -v ccache) \
+	  CMAKE_C_COMPILER_LAUNCHER=$$(command -v ccache) \
+	  debian/rules binary
+	@ls dist/vcpumap_*.deb
+
 # The benchmark of docs in BENCHMARKS.md: vcpumap against ps -L and minimal C floors, then the
-# exporter's cost per scrape at 10,000 vCPUs (issue 14).
+# exporter's cost per scrape at 10,000 vCPUs (issue 14) and the delay split's (issue 12).
 bench: build
 	@bench/run.sh $(BUILD)
 	@bench/serve_cost.sh $(BUILD)
@@ -73,4 +90,5 @@ format:
 	@clang-format -i $$(git ls-files '*.cpp' '*.h')
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD) dist
+	@[ ! -d obj-$$(dpkg-architecture -qDEB_HOST_GNU_TYPE) ] || debian/rules clean

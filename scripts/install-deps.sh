@@ -8,13 +8,14 @@ build_packages=(
   g++ cmake make pkg-config
   libcli11-dev libfmt-dev nlohmann-json3-dev libhwloc-dev libvirt-dev libxml2-dev
   libncurses-dev libmicrohttpd-dev libgnutls28-dev nettle-dev libyaml-dev zlib1g-dev libgtest-dev
-  libbenchmark-dev libbpf-dev clang bpftool
+  libbenchmark-dev libbpf-dev clang bpftool scdoc
 )
 test_packages=(
   clang-format clang libclang-rt-14-dev procps util-linux bzip2 tmux python3 openssl prometheus chromium time
   qemu-system-x86
   libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients
   linux-perf valgrind
+  debhelper dpkg-dev lintian man-db groff-base bash-completion zsh python3-seccomp python3-yaml
 )
 
 wanted=("${build_packages[@]}")

@@ -54,6 +54,7 @@ int main(int argc, char** argv) {
   add_serve_command(app, global, exit_code);
   add_doctor_command(app, global, exit_code);
   add_delay_command(app, global, exit_code);
+  add_complete_command(app, global, exit_code);
 
   try {
     app.parse(argc, argv);

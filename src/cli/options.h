@@ -44,6 +44,8 @@ void add_audit_command(CLI::App& app, const GlobalOptions& global, int& exit_cod
 void add_serve_command(CLI::App& app, const GlobalOptions& global, int& exit_code);
 void add_doctor_command(CLI::App& app, const GlobalOptions& global, int& exit_code);
 void add_delay_command(CLI::App& app, const GlobalOptions& global, int& exit_code);
+// The hidden `__complete-vms` the shell completions ask for VM names and PIDs.
+void add_complete_command(CLI::App& app, const GlobalOptions& global, int& exit_code);
 
 // Runs `vcpumap list`, also what `vcpumap` alone does.
 int run_list(const GlobalOptions& global);
