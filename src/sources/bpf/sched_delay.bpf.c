@@ -185,8 +185,9 @@ int BPF_PROG(delay_switch, bool preempt, struct task_struct* prev, struct task_s
   if (prev_watched) remove_waiter(here, prev->pid);
   charge(here, prev, now);
   if (next_role == VCPUMAP_WATCH_VCPU) remove_waiter(here, next->pid);
-  // prev_state is TASK_RUNNING (0) when prev was preempted and stays on this runqueue.
-  if (prev_watched && prev_state == 0) add_waiter(here, prev->pid, now);
+  // prev stays on this runqueue, runnable, when it was preempted (whatever state it was setting:
+  // __schedule dequeues only a task that schedules itself out) or its state is TASK_RUNNING (0).
+  if (prev_watched && (preempt || prev_state == 0)) add_waiter(here, prev->pid, now);
   here->last_switch = now;
   if (here->sibling_count > 0) {
     charge_beside(here, now);
