@@ -1,5 +1,6 @@
 // Inputs that once broke a parser of outside text (found by the fuzz targets, tests/fuzz/), as a
 // user would meet them: a QEMU or libvirt that answers oddly, a damaged recording or tracefs.
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include "record/format.h"
@@ -95,8 +96,9 @@ TEST(HostileInput, BpfEventRecordsAreDecodedOrRefusedInOneLine) {
   EXPECT_EQ(migrate->dest_cpu, 0);
   EXPECT_EQ(migrate->target_cpu, -1);  // not a wakeup's field
 
-  EXPECT_EQ(decode(raw, sizeof(raw) - 1).error().message,
-            "sched event record of 47 bytes: it takes 48");
+  EXPECT_EQ(
+      decode(raw, sizeof(raw) - 1).error().message,
+      fmt::format("sched event record of {} bytes: it takes {}", sizeof(raw) - 1, sizeof(raw)));
   auto bad = raw;
   bad.dest_cpu = -5;
   EXPECT_FALSE(decode(bad).ok());
