@@ -36,9 +36,11 @@ test: test-deps build
 	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=$(TEST_FUZZ_SECONDS)
 	@$(MAKE) --no-print-directory format-check
 
-# The benchmark of docs in BENCHMARKS.md: vcpumap against ps -L and minimal C floors.
-bench: build
+# The benchmark of docs in BENCHMARKS.md: vcpumap against ps -L and minimal C floors, then
+# serve against Debian's prometheus-libvirt-exporter over real libvirt domains (issue 13).
+bench: build test-deps
 	@bench/run.sh $(BUILD)
+	@bench/libvirt_exporters.sh $(BUILD)
 
 # What dominates what the benchmark measures: perf and callgrind profiles over the same guests.
 bench-profile: build test-deps

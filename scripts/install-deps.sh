@@ -15,6 +15,7 @@ test_packages=(
   qemu-system-x86
   libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients
   linux-perf valgrind
+  prometheus-libvirt-exporter
 )
 
 wanted=("${build_packages[@]}")
