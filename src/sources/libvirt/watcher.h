@@ -1,6 +1,7 @@
 // libvirt's view kept current by its own events, for the exporter and the live views: one
-// connection with keepalive, domain events (lifecycle, tunable, metadata, devices) that trigger a
-// fresh listing, and reconnection with backoff. Reading the view never calls libvirt.
+// connection with keepalive, domain events (lifecycle, tunable, metadata, devices) each of which
+// has the domain it names described again, and reconnection with backoff (then a bulk listing).
+// Reading the view never calls libvirt.
 #pragma once
 
 #include <chrono>
