@@ -24,6 +24,7 @@ struct Watcher::State {
   bool keepalive_timeout = false;  // ... because the daemon stopped answering
   bool exited = false;             // the watcher thread has ended
   bool listed_once = false;
+  std::uint64_t listings = 0;
   // Set while the watcher waits in a call: past the timeout the view says libvirt is down.
   std::optional<std::chrono::steady_clock::time_point> call_since;
   std::shared_ptr<const std::vector<LibvirtDomain>> domains;
@@ -206,6 +207,7 @@ void watch_session(State& state, Session& session, const std::string& target) {
     state.last_success = std::chrono::system_clock::now();
     state.problem.clear();
     state.listed_once = true;
+    if (relist) ++state.listings;
     state.wake.notify_all();
   }
   for (const int id : registered) {
@@ -325,6 +327,7 @@ WatchedView Watcher::view() const {
   }
   view.last_success = state_->last_success;
   view.calls = state_->calls->load(std::memory_order_relaxed);
+  view.listings = state_->listings;
   return view;
 }
 

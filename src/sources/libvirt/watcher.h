@@ -26,6 +26,8 @@ struct WatchedView {
   std::uint64_t calls = 0;  // libvirt calls made since the watcher started
   std::string problem;      // why it is not up ("libvirt (URI) did not answer in 2 s")
   bool absent = false;      // libvirt is not on this host (no library, no daemon socket)
+  // Bulk listings of every domain made (one per connection; an event describes one domain).
+  std::uint64_t listings = 0;
 };
 
 class Watcher {
