@@ -63,7 +63,9 @@ done
 
 LIBVIRTD=$(sed -n 's/^libvirtd_pid=//p' /run/vcpumap-test/libvirt-started 2>/dev/null)
 [[ -n $LIBVIRTD ]] || LIBVIRTD=$(pgrep -o -x libvirtd)
-"$VCPUMAP" serve --listen 127.0.0.1:0 2>"$TMP/serve.log" &
+# --cache 0: every scrape takes a fresh snapshot (the default 1 s would answer every other scrape
+# 1 s apart from the cache, and halve vcpumap's figure).
+"$VCPUMAP" serve --listen 127.0.0.1:0 --cache 0 2>"$TMP/serve.log" &
 STARTED+=($!)
 VCPUMAP_PID=$!
 for ((i = 0; i < 600; i++)); do grep -qs 'listening on' "$TMP/serve.log" && break; sleep 0.1; done
@@ -78,9 +80,12 @@ python3 "$HERE/libvirt_scrape.py" "$S" "$LIBVIRTD" \
   "$VCPUMAP_PID" "$URL" "$PEER_PID" "http://127.0.0.1:$PEER_PORT/metrics" >"$TMP/figures" ||
   { echo "bench: the scrapes did not complete; peer: $(tail -2 "$TMP/peer.log")" >&2; exit 1; }
 read -r v_own v_libvirtd v_latency v_series p_own p_libvirtd p_latency p_series v_snapshots <"$TMP/figures"
-calls=$(python3 -c 'import sys, urllib.request
-print(urllib.request.urlopen(sys.argv[1], timeout=10).read().decode())' "$URL" |
-  awk '$1 == "vcpumap_libvirt_calls_total" { print $2 }')
+python3 -c 'import sys, urllib.request
+print(urllib.request.urlopen(sys.argv[1], timeout=10).read().decode())' "$URL" >"$TMP/last"
+calls=$(awk '$1 == "vcpumap_libvirt_calls_total" { print $2 }' "$TMP/last")
+# vcpumap exports every VM of the host, the peer only libvirt's: other users' VMs add to
+# vcpumap's figures alone.
+others=$(($(grep -c '^vcpumap_vm_info{' "$TMP/last") - N))
 
 python3 - <<PY
 N, V, S = $N, $V, $S
@@ -97,7 +102,7 @@ def ms(seconds):
 
 
 print(f"{N} paused TCG domains x {V} vCPUs, {S} scrapes of each 1 s apart; "
-      f"load $(cut -d' ' -f1-3 /proc/loadavg)")
+      f"load $(cut -d' ' -f1-3 /proc/loadavg), $others other VMs on the host (vcpumap exports them)")
 print(f"    vcpumap serve: own {ms(v_own)} + libvirtd {ms(v_lv)} a scrape, median latency "
       f"{ms(v_lat)}, {v_series} series; {v_snapshots} snapshots for {S} scrapes "
       f"({ms(v_own * S / v_snapshots)} each); libvirt calls since start: ${calls:-n/a}")
