@@ -54,10 +54,13 @@ deb: deps
 	@ls dist/vcpumap_*.deb
 
 # The benchmark of docs in BENCHMARKS.md: vcpumap against ps -L and minimal C floors, then the
-# exporter's cost per scrape at 10,000 vCPUs (issue 14) and the delay split's (issue 12).
-bench: build
+# exporter's cost per scrape at 10,000 vCPUs (issue 14), serve against Debian's
+# prometheus-libvirt-exporter over real libvirt domains (issue 13), and the delay split's (issue
+# 12).
+bench: build test-deps
 	@bench/run.sh $(BUILD)
 	@bench/serve_cost.sh $(BUILD)
+	@bench/libvirt_exporters.sh $(BUILD)
 	@bash bench/delay_cost.sh $(BUILD)/src/cli/vcpumap $(BUILD)/tests/fake_guest
 
 # What dominates what the benchmark measures: perf and callgrind profiles over the same guests.

@@ -16,6 +16,7 @@ test_packages=(
   libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients
   linux-perf valgrind
   debhelper dpkg-dev lintian man-db groff-base bash-completion zsh python3-seccomp python3-yaml
+  prometheus-libvirt-exporter
 )
 
 wanted=("${build_packages[@]}")

@@ -65,8 +65,36 @@ void record_sample(AuditFacts& facts, const Snapshot& snapshot) {
   }
 }
 
+namespace {
+
+// The snapshot of a look: libvirt's view from the watcher when there is one, else listed now.
+Result<Snapshot> take(const GatherOptions& options) {
+  if (!options.watcher) return take_snapshot(options.snapshot);
+  SnapshotOptions from_proc = options.snapshot;
+  from_proc.use_libvirt = false;
+  auto snapshot = take_snapshot(from_proc);
+  if (snapshot) join_watched(*snapshot, options.watcher->view());
+  return snapshot;
+}
+
+// `later`'s facts with what the watch saw of each thread that is still the same thread.
+void keep_watched(AuditFacts& later, const AuditFacts& watched) {
+  for (auto& [tid, observed] : later.threads) {
+    const auto found = watched.threads.find(tid);
+    if (found == watched.threads.end()) continue;
+    const auto& seen = found->second;
+    if (seen.start_time_ticks != observed.start_time_ticks) continue;  // a reused tid
+    observed.cpus_ran = observed.cpus_ran | seen.cpus_ran;
+    observed.ran_outside = observed.ran_outside | seen.ran_outside;
+    observed.samples += seen.samples;
+  }
+  later.watched = watched.watched;
+}
+
+}  // namespace
+
 Result<AuditInput> look(const GatherOptions& options) {
-  auto snapshot = take_snapshot(options.snapshot);
+  auto snapshot = take(options);
   if (!snapshot) return snapshot.error();
   const procfs::Procfs procfs(options.snapshot.root);
   AuditInput input{std::move(*snapshot), {}};
@@ -85,7 +113,7 @@ Result<AuditInput> look(const GatherOptions& options) {
 
 void watch(AuditInput& input, const GatherOptions& options) {
   if (options.watch.count() <= 0) return;
-  // The sampler's first sample re-finds the VMs; libvirt was asked by the first look already.
+  // The sampler's first sample re-finds the VMs; libvirt is read by the looks only.
   SamplerOptions sampler_options;
   sampler_options.snapshot = options.snapshot;
   sampler_options.snapshot.use_libvirt = false;
@@ -102,6 +130,11 @@ void watch(AuditInput& input, const GatherOptions& options) {
   (void)end;  // a sample that fails ends the watch early; `watched` says how long it was
   input.facts.watched =
       std::chrono::duration_cast<std::chrono::milliseconds>(SteadyClock::now() - start);
+  if (!options.watcher) return;
+  auto later = look(options);
+  if (!later) return;  // the first look stands
+  keep_watched(later->facts, input.facts);
+  input = std::move(*later);
 }
 
 Result<AuditInput> gather(const GatherOptions& options) {

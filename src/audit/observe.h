@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <vector>
 
@@ -44,6 +45,10 @@ struct GatherOptions {
   SnapshotOptions snapshot;
   std::chrono::milliseconds watch{0};  // observe for this long (0: one look)
   std::chrono::milliseconds interval{100};
+  // libvirt's view kept current by its events, as top's and serve's: when set, the looks read it
+  // instead of listing libvirt, and the watch ends with a second look, so the audit judges the
+  // pinning of the end of the watch (a re-pin during it included) without a relisting.
+  std::shared_ptr<const libvirt::Watcher> watcher;
 };
 
 // The first look: the snapshot's own threads, with their cgroup cpusets and the CPUs of
@@ -58,7 +63,8 @@ void record_sample(AuditFacts& facts, const Snapshot& snapshot);
 
 // The first look: takes the snapshot and reads cgroups and, on NUMA hosts, numa_maps.
 Result<AuditInput> look(const GatherOptions& options);
-// Samples every VM thread of `input` each `interval` for `watch` (nothing when watch is 0).
+// Samples every VM thread of `input` each `interval` for `watch` (nothing when watch is 0); with
+// a watcher, then looks again and keeps, of each thread still there, what the watch saw.
 void watch(AuditInput& input, const GatherOptions& options);
 // look, then watch.
 Result<AuditInput> gather(const GatherOptions& options);

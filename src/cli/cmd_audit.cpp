@@ -2,6 +2,7 @@
 // Exit 0: nothing at or above --fail-on; 1: something is; 2: the audit could not run.
 #include <charconv>
 #include <cmath>
+#include <cstdlib>
 #include <memory>
 
 #include <fmt/core.h>
@@ -41,8 +42,25 @@ int run_audit(const GlobalOptions& global, const AuditArguments& arguments) {
   audit::GatherOptions options;
   options.snapshot = global.snapshot_options();
   options.watch = std::chrono::duration_cast<std::chrono::milliseconds>(*watch);
+  // A watch follows libvirt through the watcher top and serve use (its events, no relisting); a
+  // single look lists libvirt once, in bulk.
+  if (options.watch.count() > 0 && libvirt_asked(options.snapshot)) {
+    auto watcher = std::make_shared<libvirt::Watcher>(options.snapshot.libvirt_uri,
+                                                      options.snapshot.libvirt_timeout);
+    watcher->wait_first_listing();
+    options.watcher = std::move(watcher);
+  }
+  // What the watcher asked of libvirt, for the tests that check that a watch does not relist.
+  const bool debug_calls = std::getenv("VCPUMAP_DEBUG_LIBVIRT_CALLS") != nullptr;
+  auto debug = [&](const char* when) {
+    if (!debug_calls || !options.watcher) return;
+    const auto view = options.watcher->view();
+    fmt::print(stderr, "vcpumap: debug: libvirt {}: {} calls, {} listings\n", when, view.calls,
+               view.listings);
+  };
   auto input = audit::look(options);
   if (!input) return could_not_run(input.error().message);
+  debug("at the first look");
   // Resolve names before watching, so a typo fails at once.
   std::vector<int> pids;
   for (const auto& spec : arguments.vms) {
@@ -68,6 +86,7 @@ int run_audit(const GlobalOptions& global, const AuditArguments& arguments) {
     fmt::print("{}", views::render_audit(findings, audited, input->facts.watched));
   }
   print_notes(input->snapshot);
+  debug("at the end");
   return audit::any_at_or_above(findings, *threshold) ? 1 : 0;
 }
 

@@ -135,3 +135,23 @@ for args in "audit nosuch-domain" "audit --fail-on fatal" "audit --watch soon"; 
   assert_eq "vcpumap $args exits 2" "2" "$STATUS"
   assert_eq "vcpumap $args says why in one line" "1" "$(printf '%s\n' "$ERR" | grep -c .)"
 done
+
+# --watch follows libvirt through the watcher top and serve use: a vcpupin --live made during the
+# watch is judged at its end (share-b moved from CPU 1, shared with -share-a, to CPU 0, shared with
+# -emu), and its event has only that domain described again: no listing after the first.
+start_background env VCPUMAP_DEBUG_LIBVIRT_CALLS=1 "$VCPUMAP" audit --watch 8 vcpumap-audit-share-b \
+  --json >"$TEST_TMP/watch.json" 2>"$TEST_TMP/watch.err"
+WATCH_PID=$BG_PID
+for ((i = 0; i < 300; i++)); do grep -qs 'at the first look' "$TEST_TMP/watch.err" && break; sleep 0.05; done
+grep -qs 'at the first look' "$TEST_TMP/watch.err" ||
+  fatal "audit --watch did not report its first look: $(cat "$TEST_TMP/watch.err")"
+"${VIRSH[@]}" vcpupin --live vcpumap-audit-share-b 0 0 >/dev/null || fatal "cannot re-pin -share-b"
+wait "$WATCH_PID"
+WATCHED=$(<"$TEST_TMP/watch.json")
+assert_true "--watch after a re-pin: valid JSON" json_valid "$WATCHED"
+assert_eq "--watch: the re-pinned vCPU shares CPU 0 with -emu at the end" "vcpumap-audit-emu,vcpumap-audit-share-b" \
+  "$(json_eval "$WATCHED" "sorted(set(next(x['vms'] for x in d['findings'] if x['rule'] == 'shared-pcpu' and 0 in x['cpus'] and 'vcpumap-audit-share-b' in x['vms'])) & $OURS_PY)")"
+assert_eq "--watch: libvirt's pinning followed, so no pin-drift" "" \
+  "$(json_eval "$WATCHED" "[x['rule'] for x in d['findings'] if x['rule'] == 'pin-drift']")"
+end_line=$(grep 'libvirt at the end' "$TEST_TMP/watch.err")
+assert_contains "--watch: the re-pin cost no listing of every domain ($end_line)" "$end_line" " 1 listings"

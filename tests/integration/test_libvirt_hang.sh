@@ -220,6 +220,14 @@ if [[ -n $OWN_LIBVIRTD && -n $LIBVIRTD_PID ]] && [[ $(cat "/proc/$LIBVIRTD_PID/c
     "$(grep -c "^vcpumap_vcpu_cpu_seconds_total{.*vm=\"$NAME\"" "$TEST_TMP/body")"
   assert_contains "SIGSTOP: $NAME keeps its libvirt labels" \
     "$(grep '^vcpumap_vm_info' "$TEST_TMP/body" | grep "vm=\"$NAME\"")" "libvirt_id="
+  # One-shot commands on the stopped daemon itself (not only a silent socket): /proc, the note.
+  timed_vcpumap --no-libvirt list
+  limit=$((ELAPSED_MS + 3500 > LIMIT_MS ? ELAPSED_MS + 3500 : LIMIT_MS))
+  timed_vcpumap list
+  assert_eq "SIGSTOP: list exits 0" "0" "$STATUS"
+  assert_true "SIGSTOP: list answers within $limit ms (took $ELAPSED_MS)" test "$ELAPSED_MS" -lt "$limit"
+  assert_contains "SIGSTOP: list says what is missing" "$ERR" "$NOTE"
+  assert_contains "SIGSTOP: list still shows $NAME from /proc" "$OUT" "$NAME"
   cont_libvirtd
   assert_true "SIGCONT: vcpumap_libvirt_up 1 within 5 s" wait_metrics 5 "'vcpumap_libvirt_up 1' in text"
 else

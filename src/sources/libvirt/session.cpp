@@ -196,4 +196,28 @@ Result<std::vector<LibvirtDomain>> list_all(Session& session, const std::string&
   return result;
 }
 
+Result<std::optional<LibvirtDomain>> describe_one(Session& session, const std::string& uuid,
+                                                  const std::string& uri) {
+  virDomainPtr domain =
+      session.rpc(api().virDomainLookupByUUIDString, session.connection, uuid.c_str());
+  if (domain == nullptr) {
+    if (api().virGetLastErrorCode() == VIR_ERR_NO_DOMAIN) {
+      api().virResetLastError();
+      return std::optional<LibvirtDomain>();
+    }
+    return make_error(ExitCode::failure, "libvirt ({}) did not describe domain {}: {}", uri, uuid,
+                      last_error());
+  }
+  int state = VIR_DOMAIN_NOSTATE;
+  int reason = 0;
+  if (session.rpc(api().virDomainGetState, domain, &state, &reason, 0U) < 0) {
+    state = VIR_DOMAIN_NOSTATE;
+  }
+  // The lookup's answer carries the domain's id (-1 when inactive), as a listing's does.
+  auto info = describe_domain(session, domain, state);
+  api().virDomainFree(domain);
+  api().virResetLastError();
+  return std::optional<LibvirtDomain>(std::move(info));
+}
+
 }  // namespace vcpumap::libvirt

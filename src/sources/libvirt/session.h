@@ -8,6 +8,7 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -29,6 +30,7 @@ namespace vcpumap::libvirt {
   X(virDomainGetID)                    \
   X(virDomainGetIOThreadInfo)          \
   X(virDomainGetName)                  \
+  X(virDomainGetState)                 \
   X(virDomainGetUUIDString)            \
   X(virDomainGetVcpuPinInfo)           \
   X(virDomainGetXMLDesc)               \
@@ -37,6 +39,7 @@ namespace vcpumap::libvirt {
   X(virDomainPinEmulator)              \
   X(virDomainPinIOThread)              \
   X(virDomainPinVcpuFlags)             \
+  X(virGetLastErrorCode)               \
   X(virGetLastErrorMessage)            \
   X(virNodeGetCPUMap)                  \
   X(virResetLastError)                 \
@@ -102,5 +105,10 @@ Result<std::shared_ptr<Session>> open_session(const std::string& target,
 
 // Every domain, active and inactive: one bulk call for their states, one XML each.
 Result<std::vector<LibvirtDomain>> list_all(Session& session, const std::string& uri);
+
+// The domain of `uuid` afresh (a lookup, its state, its XML); nullopt when libvirt no longer has
+// it (undefined, or a transient domain that stopped).
+Result<std::optional<LibvirtDomain>> describe_one(Session& session, const std::string& uuid,
+                                                  const std::string& uri);
 
 }  // namespace vcpumap::libvirt

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <condition_variable>
 #include <mutex>
+#include <set>
+#include <utility>
 
 #include <fmt/format.h>
 
@@ -16,11 +18,13 @@ struct Watcher::State {
   mutable std::mutex mutex;
   mutable std::condition_variable wake;
   bool stopping = false;
-  bool dirty = false;              // an event said a domain changed: list again
+  bool relist = false;             // list every domain (a new connection)
+  std::set<std::string> changed;   // the UUIDs of domains an event named: describe those again
   bool closed = false;             // libvirt closed the connection (keepalive timeout, daemon gone)
   bool keepalive_timeout = false;  // ... because the daemon stopped answering
   bool exited = false;             // the watcher thread has ended
   bool listed_once = false;
+  std::uint64_t listings = 0;
   // Set while the watcher waits in a call: past the timeout the view says libvirt is down.
   std::optional<std::chrono::steady_clock::time_point> call_since;
   std::shared_ptr<const std::vector<LibvirtDomain>> domains;
@@ -32,9 +36,15 @@ struct Watcher::State {
       std::make_shared<std::atomic<std::uint64_t>>(0);
   std::atomic<bool> loop_stopping{false};
 
-  void mark_dirty() {
+  void mark_changed(virDomainPtr domain) {
+    char uuid[VIR_UUID_STRING_BUFLEN];
+    const bool named = api().virDomainGetUUIDString(domain, uuid) == 0;  // no RPC: in the event
     std::lock_guard lock(mutex);
-    dirty = true;
+    if (named) {
+      changed.insert(uuid);
+    } else {
+      relist = true;
+    }
     wake.notify_all();
   }
   void mark_closed(bool by_keepalive) {
@@ -59,19 +69,19 @@ namespace {
 
 using State = Watcher::State;
 
-// libvirt's callbacks run on the event-loop thread; they only say what happened, the watcher
-// thread does the calls. Each event type has its own signature (libvirt casts them back).
-void on_lifecycle(virConnectPtr, virDomainPtr, int, int, void* opaque) {
-  static_cast<State*>(opaque)->mark_dirty();
+// libvirt's callbacks run on the event-loop thread; they only say which domain changed, the
+// watcher thread does the calls. Each event type has its own signature (libvirt casts them back).
+void on_lifecycle(virConnectPtr, virDomainPtr domain, int, int, void* opaque) {
+  static_cast<State*>(opaque)->mark_changed(domain);
 }
-void on_tunable(virConnectPtr, virDomainPtr, virTypedParameterPtr, int, void* opaque) {
-  static_cast<State*>(opaque)->mark_dirty();
+void on_tunable(virConnectPtr, virDomainPtr domain, virTypedParameterPtr, int, void* opaque) {
+  static_cast<State*>(opaque)->mark_changed(domain);
 }
-void on_metadata(virConnectPtr, virDomainPtr, int, const char*, void* opaque) {
-  static_cast<State*>(opaque)->mark_dirty();
+void on_metadata(virConnectPtr, virDomainPtr domain, int, const char*, void* opaque) {
+  static_cast<State*>(opaque)->mark_changed(domain);
 }
-void on_device(virConnectPtr, virDomainPtr, const char*, void* opaque) {
-  static_cast<State*>(opaque)->mark_dirty();
+void on_device(virConnectPtr, virDomainPtr domain, const char*, void* opaque) {
+  static_cast<State*>(opaque)->mark_changed(domain);
 }
 void on_close(virConnectPtr, int reason, void* opaque) {
   static_cast<State*>(opaque)->mark_closed(reason == VIR_CONNECT_CLOSE_REASON_KEEPALIVE);
@@ -123,7 +133,34 @@ auto timed_call(State& state, F call) {
   return result;
 }
 
-// One connection's life: subscribe, list, then list again on every event until it closes.
+std::vector<LibvirtDomain> current_domains(State& state) {
+  std::lock_guard lock(state.mutex);
+  return state.domains ? *state.domains : std::vector<LibvirtDomain>();
+}
+
+// `domains` with each domain of `changed` described afresh: replaced, added, or dropped when
+// libvirt no longer has it.
+Result<std::vector<LibvirtDomain>> refreshed(Session& session, const std::string& target,
+                                             std::vector<LibvirtDomain> domains,
+                                             const std::set<std::string>& changed) {
+  for (const auto& uuid : changed) {
+    auto described = describe_one(session, uuid, target);
+    if (!described) return described.error();
+    auto found = std::find_if(domains.begin(), domains.end(),
+                              [&](const LibvirtDomain& domain) { return domain.uuid == uuid; });
+    if (!*described) {
+      if (found != domains.end()) domains.erase(found);
+    } else if (found != domains.end()) {
+      *found = std::move(**described);
+    } else {
+      domains.push_back(std::move(**described));
+    }
+  }
+  return domains;
+}
+
+// One connection's life: subscribe, list, then on every event describe again the domain it
+// names, until the connection closes.
 void watch_session(State& state, Session& session, const std::string& target) {
   // keepalive: a daemon that stops answering is noticed after about interval * (count + 1) s,
   // also while no call is in flight (libvirt's virkeepalive.c).
@@ -139,27 +176,38 @@ void watch_session(State& state, Session& session, const std::string& target) {
   }
   {
     std::lock_guard lock(state.mutex);
-    state.dirty = true;
+    state.relist = true;
   }
   for (;;) {
+    bool relist = false;
+    std::set<std::string> changed;
     {
       std::unique_lock lock(state.mutex);
-      state.wake.wait(lock, [&] { return state.stopping || state.dirty || state.closed; });
+      state.wake.wait(lock, [&] {
+        return state.stopping || state.relist || !state.changed.empty() || state.closed;
+      });
       if (state.stopping || state.closed) break;
-      state.dirty = false;
+      relist = std::exchange(state.relist, false);
+      changed = std::exchange(state.changed, {});
     }
-    auto listed = timed_call(state, [&] { return list_all(session, target); });
+    // A new connection lists everything; an event names its domain, and only that one is asked
+    // again (a lookup, its state, its XML), whatever the number of domains.
+    auto updated = timed_call(state, [&]() -> Result<std::vector<LibvirtDomain>> {
+      if (relist) return list_all(session, target);
+      return refreshed(session, target, current_domains(state), changed);
+    });
     std::lock_guard lock(state.mutex);
-    if (!listed) {
+    if (!updated) {
       state.up = false;
-      state.problem = listed.error().message;
+      state.problem = updated.error().message;
       break;
     }
-    state.domains = std::make_shared<const std::vector<LibvirtDomain>>(std::move(*listed));
+    state.domains = std::make_shared<const std::vector<LibvirtDomain>>(std::move(*updated));
     state.up = true;
     state.last_success = std::chrono::system_clock::now();
     state.problem.clear();
     state.listed_once = true;
+    if (relist) ++state.listings;
     state.wake.notify_all();
   }
   for (const int id : registered) {
@@ -279,6 +327,7 @@ WatchedView Watcher::view() const {
   }
   view.last_success = state_->last_success;
   view.calls = state_->calls->load(std::memory_order_relaxed);
+  view.listings = state_->listings;
   return view;
 }
 

@@ -1,6 +1,7 @@
 // libvirt's view kept current by its own events, for the exporter and the live views: one
-// connection with keepalive, domain events (lifecycle, tunable, metadata, devices) that trigger a
-// fresh listing, and reconnection with backoff. Reading the view never calls libvirt.
+// connection with keepalive, domain events (lifecycle, tunable, metadata, devices) each of which
+// has the domain it names described again, and reconnection with backoff (then a bulk listing).
+// Reading the view never calls libvirt.
 #pragma once
 
 #include <chrono>
@@ -25,6 +26,8 @@ struct WatchedView {
   std::uint64_t calls = 0;  // libvirt calls made since the watcher started
   std::string problem;      // why it is not up ("libvirt (URI) did not answer in 2 s")
   bool absent = false;      // libvirt is not on this host (no library, no daemon socket)
+  // Bulk listings of every domain made (one per connection; an event describes one domain).
+  std::uint64_t listings = 0;
 };
 
 class Watcher {
