@@ -18,6 +18,9 @@ test_packages=(
   debhelper dpkg-dev lintian man-db groff-base bash-completion zsh python3-seccomp python3-yaml
   prometheus-libvirt-exporter
 )
+# Daemons the tests and benches start themselves, by PID: installing them must not leave them
+# running as services (Debian starts a service it installs where systemd runs).
+no_service_packages=(prometheus-libvirt-exporter)
 
 wanted=("${build_packages[@]}")
 case "${1:-build}" in
@@ -41,3 +44,10 @@ echo "installing: ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+if [[ -d /run/systemd/system ]]; then
+  for package in "${no_service_packages[@]}"; do
+    if [[ " ${missing[*]} " == *" $package "* ]]; then
+      systemctl disable --now "$package.service" >/dev/null 2>&1 || true
+    fi
+  done
+fi
