@@ -68,9 +68,11 @@ void merge_libvirt(Snapshot& snapshot, const SnapshotOptions& options) {
   if (!domains) {
     const bool unanswered = domains.error().message.starts_with("libvirt (");
     const bool runs_vms = mark_libvirt_processes(snapshot, options.root);
-    // A host without libvirt (Firecracker, Proxmox) is told nothing each run; one whose libvirt
-    // runs VMs here but is away is told what the output lacks.
-    if (unanswered || runs_vms) snapshot.notes.push_back(unavailable_note(domains.error()));
+    // A host without libvirt (Firecracker, Proxmox) is told nothing each run; a libvirt asked
+    // for by name (--connect), or one that runs VMs here but is away, is told what is missing.
+    if (unanswered || runs_vms || !options.libvirt_uri.empty()) {
+      snapshot.notes.push_back(unavailable_note(domains.error()));
+    }
     if (unanswered) snapshot.libvirt_health = LibvirtHealth{false, std::nullopt, calls};
     return;
   }

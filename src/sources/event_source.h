@@ -14,7 +14,7 @@
 namespace vcpumap {
 
 // What an engine knows of the task on one side of a switch besides its tid: tgid and cgroup 0
-// and an empty comm where it can't tell (perf has no tgid or cgroup).
+// and an empty comm where it can't tell (perf has no cgroup, and its tgid is read from /proc).
 struct SchedTaskInfo {
   int tgid = 0;
   std::string comm;

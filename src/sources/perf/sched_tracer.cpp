@@ -14,6 +14,10 @@
 #include <climits>
 #include <cstring>
 #include <ctime>
+#include <fstream>
+#include <string>
+
+#include <fmt/format.h>
 
 #include "util/fd.h"
 #include "util/text.h"
@@ -344,7 +348,24 @@ Result<bool> SchedTracer::wait(int timeout_ms, int extra_fd) {
   return extra_fd >= 0 && (fds.back().revents & POLLIN) != 0;
 }
 
+const SchedTracer::TaskIdentity& SchedTracer::identity(int tid) {
+  auto [slot, fresh] = identities_.try_emplace(tid);
+  if (!fresh) return slot->second;
+  if (tid == 0) {  // the idle task
+    slot->second.kernel_thread = true;
+    return slot->second;
+  }
+  std::ifstream status(fmt::format("/proc/{}/status", tid));
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.starts_with("Tgid:")) slot->second.tgid = std::atoi(line.c_str() + 5);
+    if (line.starts_with("Kthread:")) slot->second.kernel_thread = std::atoi(line.c_str() + 8) == 1;
+  }
+  return slot->second;
+}
+
 void SchedTracer::drain(std::vector<SchedEvent>& out) {
+  const std::size_t first = out.size();
   for (auto& ring : rings_) {
     auto* meta = static_cast<perf_event_mmap_page*>(ring->base);
     const char* data = static_cast<const char*>(ring->base) + meta->data_offset;
@@ -355,6 +376,18 @@ void SchedTracer::drain(std::vector<SchedEvent>& out) {
     const std::uint64_t tail = decode_ring(tracepoints_, ring->cpu, std::string_view(data, size),
                                            meta->data_tail, head, out, ring->scratch);
     std::atomic_ref<__u64>(meta->data_tail).store(tail, std::memory_order_release);
+  }
+  // perf's sched_switch names each side by tid and comm only: the culprits' process and whether
+  // they are kernel threads come from /proc, once per tid, while the task lives.
+  for (std::size_t i = first; i < out.size(); ++i) {
+    SchedEvent& event = out[i];
+    if (event.kind != SchedEvent::Kind::sched_switch) continue;
+    for (auto [side, tid] :
+         {std::pair{&event.prev, event.prev_pid}, {&event.next, event.next_pid}}) {
+      const TaskIdentity& known = identity(tid);
+      side->tgid = known.tgid;
+      side->kernel_thread = known.kernel_thread;
+    }
   }
 }
 

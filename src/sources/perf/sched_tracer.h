@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <memory>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "sources/event_source.h"
@@ -83,9 +84,17 @@ class SchedTracer final : public EventSource {
 
  private:
   struct Ring;
+  // What perf's sched_switch lacks of a task and /proc/TID/status tells while it lives.
+  struct TaskIdentity {
+    int tgid = 0;  // 0: unknown (gone before it was asked)
+    bool kernel_thread = false;
+  };
+  // `tid`'s identity, asked once per tid.
+  const TaskIdentity& identity(int tid);
   SchedTracer() = default;
   SchedTracepoints tracepoints_;
   std::vector<std::unique_ptr<Ring>> rings_;
+  std::unordered_map<int, TaskIdentity> identities_;
 };
 
 }  // namespace vcpumap::perf
