@@ -7,18 +7,9 @@ series of its last answer; then how many snapshots the first exporter took over 
 one more scrape each so that start-up is not counted.
 
 Usage: libvirt_scrape.py S LIBVIRTD_PID PID_A URL_A PID_B URL_B"""
-import glob, statistics, sys, time, urllib.request
+import statistics, sys, time, urllib.request
 
-
-def cpu_ns(pid):
-    total = 0
-    for path in glob.glob(f"/proc/{pid}/task/*/schedstat"):
-        try:
-            with open(path) as f:
-                total += int(f.read().split()[0])
-        except (OSError, ValueError, IndexError):
-            pass  # a thread that ended between the listing and the read
-    return total
+from procstat import cpu_ns
 
 
 def scrape(url):

@@ -6,18 +6,9 @@ the client's), the median wall time, the body's size and series, and its peak RS
 first scrape is left out: it pays the sampler's start (BPF load, opening the fleet's files).
 
 Usage: scrape_cost.py VCPUMAP SOURCE gzip|plain N [SERVE ARGS...]"""
-import glob, gzip, http.client, json, os, re, statistics, subprocess, sys, time
+import gzip, http.client, json, os, re, statistics, subprocess, sys, time
 
-
-def cpu_ns(pid):
-    total = 0
-    for path in glob.glob(f"/proc/{pid}/task/*/schedstat"):
-        try:
-            with open(path) as f:
-                total += int(f.read().split()[0])
-        except (OSError, ValueError, IndexError):
-            pass  # a thread that ended between the glob and the read
-    return total
+from procstat import cpu_ns
 
 
 def peak_rss_kib(pid):
