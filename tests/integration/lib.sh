@@ -285,3 +285,29 @@ libvirt_domains_cleanup() {
   done
   bash "$ENV_SCRIPT" stop >/dev/null
 }
+
+# free_port: a TCP port nobody listens on now (the kernel picks it).
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# start_prometheus RULES_FILE: a real Prometheus on a free loopback port, scraping $EXPORTER every
+# second and evaluating RULES_FILE, its data in $TEST_TMP; sets PROM (its URL) and PROM_PID (it is
+# stopped by PID when the test ends, as everything start_background starts).
+start_prometheus() {
+  PROM_PORT=$(free_port)
+  PROM="http://127.0.0.1:$PROM_PORT"
+  cat >"$TEST_TMP/prometheus.yml" <<EOF
+global:
+  scrape_interval: 1s
+  evaluation_interval: 1s
+rule_files:
+  - $1
+scrape_configs:
+  - job_name: vcpumap
+    static_configs:
+      - targets: ['${EXPORTER#http://}']
+EOF
+  start_background prometheus --config.file="$TEST_TMP/prometheus.yml" \
+    --storage.tsdb.path="$TEST_TMP/tsdb" --web.listen-address="127.0.0.1:$PROM_PORT" \
+    >"$TEST_TMP/prometheus.log" 2>&1
+  PROM_PID=$BG_PID
+}

@@ -15,8 +15,6 @@ FAKE_GUEST=${2:-${FAKE_GUEST:-$(dirname "$VCPUMAP")/../../tests/fake_guest}}
 [[ -x "$FAKE_GUEST" ]] || skip "no fake_guest at $FAKE_GUEST (build the fake_guest target)"
 HELPER="$TEST_TMP/serve_helper.py"
 
-# free_port: a TCP port nobody listens on now (the kernel picks it).
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 # http METHOD URL [curl-like extras via env]: prints "STATUS\nBODY" using python3 (no curl needed).
 cat >"$HELPER" <<'EOF'
@@ -121,23 +119,7 @@ assert_eq "/api/v1/snapshot: the same keys as list --json" \
 
 # --- Prometheus scraping it ----------------------------------------------------------------------
 
-PROM_PORT=$(free_port)
-PROM="http://127.0.0.1:$PROM_PORT"
-cat >"$TEST_TMP/prometheus.yml" <<EOF
-global:
-  scrape_interval: 1s
-  evaluation_interval: 1s
-rule_files:
-  - $SOURCE_DIR/contrib/prometheus/vcpumap-rules.yml
-scrape_configs:
-  - job_name: vcpumap
-    static_configs:
-      - targets: ['${EXPORTER#http://}']
-EOF
-start_background prometheus --config.file="$TEST_TMP/prometheus.yml" \
-  --storage.tsdb.path="$TEST_TMP/tsdb" --web.listen-address="127.0.0.1:$PROM_PORT" \
-  >"$TEST_TMP/prometheus.log" 2>&1
-PROM_PID=$BG_PID
+start_prometheus "$SOURCE_DIR/contrib/prometheus/vcpumap-rules.yml"
 helper wait "$PROM" "vcpumap_vcpu_cpu_seconds_total{vm=\"itest-serve-spin\"}" 2 60 ||
   fatal "Prometheus has no vcpumap series after 60 s: $(tail -n 5 "$TEST_TMP/prometheus.log")"
 # Several scrapes, so counters can be seen to move and never go back: wait for five.

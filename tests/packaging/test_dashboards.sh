@@ -22,22 +22,7 @@ start_fake dash -name "guest=$VM_NAME,debug-threads=on" --threads 2 --iothread -
 start_exporter "$TEST_TMP/exporter.log" --collector.waited_behind
 say "fake guest $VM_NAME pid $FAKE_PID, exporter at $EXPORTER"
 
-PROM_PORT=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-PROM="http://127.0.0.1:$PROM_PORT"
-cat >"$TEST_TMP/prometheus.yml" <<EOF
-global:
-  scrape_interval: 1s
-  evaluation_interval: 1s
-rule_files:
-  - $RULES
-scrape_configs:
-  - job_name: vcpumap
-    static_configs:
-      - targets: ['${EXPORTER#http://}']
-EOF
-start_background prometheus --config.file="$TEST_TMP/prometheus.yml" \
-  --storage.tsdb.path="$TEST_TMP/tsdb" --web.listen-address="127.0.0.1:$PROM_PORT" \
-  >"$TEST_TMP/prometheus.log" 2>&1
+start_prometheus "$RULES"
 
 # Every expression, waited for (bounded: rates need two scrapes, the rules an evaluation after).
 /usr/bin/python3 "$SOURCE_DIR/tests/packaging/promql_exprs.py" "$DASHBOARD" "$RULES" >"$TEST_TMP/exprs"
