@@ -54,7 +54,8 @@ Culprit classify(const bpf::DelayPair& pair, const KnownThreads& known) {
   }
   culprit.kind = pair.culprit_kernel_thread ? CulpritKind::kernel : CulpritKind::host;
   culprit.comm = pair.culprit_comm;
-  culprit.pid = pair.culprit_tgid;
+  // tgid 0 is "not known" but for tid 0, the idle task (sources/event_source.h).
+  if (pair.culprit_tgid != 0 || pair.culprit_tid == 0) culprit.pid = pair.culprit_tgid;
   return culprit;
 }
 

@@ -27,8 +27,10 @@ std::string_view to_string(CulpritKind kind);
 struct Culprit {
   CulpritKind kind = CulpritKind::other;
   std::uint64_t ns = 0;
-  std::string vm;        // vcpu, emulator, iothread: the VM's display name
-  int pid = 0;           // the VM's pid, or the host/kernel process's
+  std::string vm;  // vcpu, emulator, iothread: the VM's display name
+  // The VM's pid, or the host/kernel process's; nullopt when the engine could not tell (the perf
+  // fallback reads it from /proc, and a task can be gone before it is asked).
+  std::optional<int> pid;
   int vcpu = -1;         // vcpu
   int tid = 0;           // emulator: the thread
   std::string iothread;  // iothread: QEMU's id

@@ -14,7 +14,8 @@
 namespace vcpumap {
 
 // What an engine knows of the task on one side of a switch besides its tid: tgid and cgroup 0
-// and an empty comm where it can't tell (perf has no cgroup, and its tgid is read from /proc).
+// and an empty comm where it can't tell (perf reads tgid and cgroup from /proc, once per tid: a
+// task gone before that has neither). tid 0, the idle task, has tgid 0 for real.
 struct SchedTaskInfo {
   int tgid = 0;
   std::string comm;

@@ -12,6 +12,10 @@ constexpr std::size_t kTextCulprits = 5;
 
 nlohmann::json beside_json(const VcpuDelay& vcpu);
 
+nlohmann::json pid_json(const Culprit& culprit) {
+  return culprit.pid ? nlohmann::json(*culprit.pid) : nlohmann::json();
+}
+
 }  // namespace
 
 nlohmann::json culprit_json(const Culprit& culprit) {
@@ -19,23 +23,23 @@ nlohmann::json culprit_json(const Culprit& culprit) {
   switch (culprit.kind) {
     case CulpritKind::vcpu:
       out["vm"] = culprit.vm;
-      out["pid"] = culprit.pid;
+      out["pid"] = pid_json(culprit);
       out["vcpu"] = culprit.vcpu;
       break;
     case CulpritKind::emulator:
       out["vm"] = culprit.vm;
-      out["pid"] = culprit.pid;
+      out["pid"] = pid_json(culprit);
       out["tid"] = culprit.tid;
       break;
     case CulpritKind::iothread:
       out["vm"] = culprit.vm;
-      out["pid"] = culprit.pid;
+      out["pid"] = pid_json(culprit);
       out["iothread"] = culprit.iothread;
       break;
     case CulpritKind::host:
     case CulpritKind::kernel:
       out["comm"] = culprit.comm;
-      out["pid"] = culprit.pid;
+      out["pid"] = pid_json(culprit);
       break;
     case CulpritKind::other:
       out["why"] = culprit.why;
@@ -54,7 +58,8 @@ std::string culprit_text(const Culprit& culprit) {
       return fmt::format("{} iothread {}", culprit.vm, culprit.iothread);
     case CulpritKind::host:
     case CulpritKind::kernel:
-      return fmt::format("{} (pid {})", printable(culprit.comm), culprit.pid);
+      return fmt::format("{} (pid {})", printable(culprit.comm),
+                         culprit.pid ? std::to_string(*culprit.pid) : std::string("n/a"));
     case CulpritKind::other:
       return culprit.why;
   }

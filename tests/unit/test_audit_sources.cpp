@@ -1,4 +1,6 @@
 // The readers the audit adds: a thread's cgroup cpuset (v1 and v2, hybrid hosts) and numa_maps.
+#include <sys/stat.h>
+
 #include <gtest/gtest.h>
 
 #include "audit_fixture.h"
@@ -55,6 +57,19 @@ TEST(CgroupReader, NoCpusetControllerAnywhere) {
   machine.write("sys/fs/cgroup/unified/cgroup.controllers", "hugetlb\n");
   EXPECT_FALSE(procfs::CgroupReader(machine.root()).thread_cpuset(10, 11).has_value());
   EXPECT_FALSE(procfs::CgroupReader(machine.root()).thread_cpuset(10, 12).has_value());
+}
+
+TEST(CgroupReader, CgroupIdIsTheInodeOfItsDirectoryAsBpfGivesIt) {
+  AuditMachine machine("");
+  machine.write("sys/fs/cgroup/unified/machine.slice/vm.scope/cgroup.procs", "");
+  struct stat info {};
+  ASSERT_EQ(
+      ::stat((machine.root() / "sys/fs/cgroup/unified/machine.slice/vm.scope").c_str(), &info), 0);
+  const procfs::CgroupReader reader(machine.root());
+  EXPECT_EQ(reader.cgroup_id(procfs::parse_cgroup_membership("0::/machine.slice/vm.scope\n")),
+            info.st_ino);
+  EXPECT_FALSE(reader.cgroup_id(procfs::parse_cgroup_membership("0::/gone\n")).has_value());
+  EXPECT_FALSE(reader.cgroup_id(procfs::parse_cgroup_membership("3:cpuset:/\n")).has_value());
 }
 
 TEST(NumaMaps, SumsKibPerNodeWeightedByPageSize) {

@@ -107,6 +107,25 @@ TEST(DelayAttribution, TheUnattributedRestIsOtherAndAMismatchIsSaid) {
   EXPECT_TRUE(json["vms"][0]["vcpus"][1]["run_delay_ns"].is_null());
 }
 
+TEST(DelayAttribution, AProcessTheEngineCouldNotNameHasNoPidNotPidZero) {
+  // The perf fallback reads a culprit's tgid from /proc: a task gone before that has tgid 0,
+  // which is the idle task's only for tid 0.
+  const auto snapshot = two_vms();
+  const std::vector<bpf::DelayPair> pairs = {pair(101, 0, 7001, 600, "make"),
+                                             pair(101, 0, 0, 400, "swapper/0", true)};
+  const auto report = attribute_delay(snapshot, {&snapshot.vms[0]}, pairs, {{101, 0}},
+                                      {{101, 1000}}, std::chrono::seconds(1));
+  const auto& vcpu = report.vms[0].vcpus[0];
+  ASSERT_EQ(vcpu.behind.size(), 2U);
+  EXPECT_FALSE(vcpu.behind[0].pid.has_value());
+  EXPECT_EQ(views::culprit_text(vcpu.behind[0]), "make (pid n/a)");
+  EXPECT_EQ(vcpu.behind[1].pid, 0);
+  EXPECT_EQ(views::culprit_text(vcpu.behind[1]), "swapper/0 (pid 0)");
+  const auto json = views::delay_json(report)["vms"][0]["vcpus"][0]["behind"];
+  EXPECT_TRUE(json[0]["pid"].is_null());
+  EXPECT_EQ(json[1]["pid"], 0);
+}
+
 TEST(DelayAttribution, WithinFivePercentIsNoMismatch) {
   const auto snapshot = two_vms();
   const auto report =

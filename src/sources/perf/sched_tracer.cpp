@@ -15,9 +15,12 @@
 #include <cstring>
 #include <ctime>
 #include <fstream>
+#include <iterator>
 #include <string>
 
 #include <fmt/format.h>
+
+#include "sources/procfs/cgroup.h"
 
 #include "util/fd.h"
 #include "util/text.h"
@@ -361,6 +364,10 @@ const SchedTracer::TaskIdentity& SchedTracer::identity(int tid) {
     if (line.starts_with("Tgid:")) slot->second.tgid = std::atoi(line.c_str() + 5);
     if (line.starts_with("Kthread:")) slot->second.kernel_thread = std::atoi(line.c_str() + 8) == 1;
   }
+  std::ifstream cgroup(fmt::format("/proc/{}/cgroup", tid));
+  const std::string membership(std::istreambuf_iterator<char>(cgroup), {});
+  const procfs::CgroupReader reader("/");
+  slot->second.cgroup = reader.cgroup_id(procfs::parse_cgroup_membership(membership)).value_or(0);
   return slot->second;
 }
 
@@ -377,8 +384,8 @@ void SchedTracer::drain(std::vector<SchedEvent>& out) {
                                            meta->data_tail, head, out, ring->scratch);
     std::atomic_ref<__u64>(meta->data_tail).store(tail, std::memory_order_release);
   }
-  // perf's sched_switch names each side by tid and comm only: the culprits' process and whether
-  // they are kernel threads come from /proc, once per tid, while the task lives.
+  // perf's sched_switch names each side by tid and comm only: the culprits' process, cgroup and
+  // whether they are kernel threads come from /proc, once per tid, while the task lives.
   for (std::size_t i = first; i < out.size(); ++i) {
     SchedEvent& event = out[i];
     if (event.kind != SchedEvent::Kind::sched_switch) continue;
@@ -387,6 +394,7 @@ void SchedTracer::drain(std::vector<SchedEvent>& out) {
       const TaskIdentity& known = identity(tid);
       side->tgid = known.tgid;
       side->kernel_thread = known.kernel_thread;
+      side->cgroup = known.cgroup;
     }
   }
 }

@@ -88,6 +88,7 @@ class SchedTracer final : public EventSource {
   struct TaskIdentity {
     int tgid = 0;  // 0: unknown (gone before it was asked)
     bool kernel_thread = false;
+    std::uint64_t cgroup = 0;  // 0: unknown
   };
   // `tid`'s identity, asked once per tid.
   const TaskIdentity& identity(int tid);

@@ -1,5 +1,7 @@
 #include "sources/procfs/cgroup.h"
 
+#include <sys/stat.h>
+
 #include <fstream>
 #include <sstream>
 #include <vector>
@@ -107,6 +109,19 @@ std::optional<CgroupCpuset> CgroupReader::cpuset_of(const CgroupMembership& memb
       }
       if (!cgroup.has_relative_path()) break;
       cgroup = cgroup.parent_path();
+    }
+  }
+  return std::nullopt;
+}
+
+std::optional<std::uint64_t> CgroupReader::cgroup_id(const CgroupMembership& membership) const {
+  if (!membership.unified) return std::nullopt;
+  const auto cgroup_fs = root_ / "sys/fs/cgroup";
+  // Hybrid hosts mount v2 at …/unified; there the inode is that hierarchy's, as BPF's id is.
+  for (const auto& mount : {cgroup_fs / "unified", cgroup_fs}) {
+    struct stat info {};
+    if (::stat(below(mount, *membership.unified).c_str(), &info) == 0 && S_ISDIR(info.st_mode)) {
+      return info.st_ino;
     }
   }
   return std::nullopt;

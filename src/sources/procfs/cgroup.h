@@ -3,6 +3,7 @@
 // (…/machine/qemu-N-NAME.libvirt-qemu/vcpuK), so an audit compares both.
 #pragma once
 
+#include <cstdint>
 #include <filesystem>
 #include <optional>
 #include <string>
@@ -40,6 +41,9 @@ class CgroupReader {
   std::optional<CgroupCpuset> thread_cpuset(int pid, int tid) const;
   // The cpuset of a membership as read under ROOT/sys/fs/cgroup; nullopt as above.
   std::optional<CgroupCpuset> cpuset_of(const CgroupMembership& membership) const;
+  // The v2 cgroup id of a membership (what BPF's bpf_get_current_cgroup_id gives: the inode of
+  // its directory in cgroupfs); nullopt without a unified line or once the cgroup is gone.
+  std::optional<std::uint64_t> cgroup_id(const CgroupMembership& membership) const;
 
  private:
   std::filesystem::path root_;
