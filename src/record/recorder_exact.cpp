@@ -1,6 +1,7 @@
 // Exact mode: the sched tracepoints on every CPU, kept to the recorded VMs' threads in user
 // space, merged across CPUs in time order, plus a sample a second (new threads, counters).
 #include <algorithm>
+#include <unordered_map>
 
 #include "collect/sampling_loop.h"
 #include "record/session.h"
@@ -29,33 +30,43 @@ Peer peer_of(int tid, const SchedTaskInfo& info) {
   return {tid, info.tgid, info.comm, info.cgroup, info.kernel_thread};
 }
 
-// CPUs where a recorded thread may wait: every switch there is kept (the tasks it waited behind)
-// until the CPU goes idle, which it does only with nothing runnable, or runs a recorded thread. The
-// BPF engine filters by the same rule in the kernel; the perf engine delivers every switch and this
-// picks.
-class ArmedCpus {
+// Where each recorded thread waits, and how many wait on each CPU: every switch on a CPU with a
+// waiter is kept (the tasks it waits behind), and only while it has one. A thread waits from a
+// wakeup onto a CPU or a switch-out still runnable, moves its wait when migrated, and stops when
+// it runs or sleeps; a CPU going idle has nothing queued. The BPF engine counts by the same rule
+// in the kernel (sched_events.bpf.c); the perf engine delivers every switch and this picks.
+class WaitingCpus {
  public:
-  void arm(int cpu) {
-    if (cpu < 0 || cpu >= kMaxCpu) return;
-    if (static_cast<std::size_t>(cpu) >= armed_.size()) armed_.resize(cpu + 1, false);
-    armed_[cpu] = true;
+  void wait(int tid, int cpu) {
+    leave(tid);
+    where_[tid] = cpu;
+    ++count_[cpu];
   }
-  void disarm(int cpu) {
-    if (cpu >= 0 && static_cast<std::size_t>(cpu) < armed_.size()) armed_[cpu] = false;
+  void leave(int tid) {
+    const auto found = where_.find(tid);
+    if (found == where_.end()) return;
+    if (const auto count = count_.find(found->second);
+        count != count_.end() && --count->second <= 0) {
+      count_.erase(count);
+    }
+    where_.erase(found);
   }
-  bool armed(int cpu) const {
-    return cpu >= 0 && static_cast<std::size_t>(cpu) < armed_.size() && armed_[cpu];
+  void idle(int cpu) {
+    std::erase_if(where_, [cpu](const auto& entry) { return entry.second == cpu; });
+    count_.erase(cpu);
   }
+  bool waits(int tid) const { return where_.count(tid) != 0; }
+  bool waited_on(int cpu) const { return count_.count(cpu) != 0; }
 
  private:
-  static constexpr int kMaxCpu = 1 << 16;
-  std::vector<bool> armed_;
+  std::unordered_map<int, int> where_;  // tid -> CPU
+  std::unordered_map<int, int> count_;  // CPU -> waiters, > 0
 };
 
 // Turns kernel events into recorded events of the VMs' threads, and the switches of the CPUs
 // where they may wait; the rest are dropped here.
 void keep_vm_events(const Session& session, const std::vector<SchedEvent>& raw,
-                    std::vector<Event>& pending, std::int64_t& last_time, ArmedCpus& armed) {
+                    std::vector<Event>& pending, std::int64_t& last_time, WaitingCpus& waiting) {
   for (const SchedEvent& in : raw) {
     const std::int64_t time = in.time_ns ? session.since_start_ns(in.time_ns) : last_time;
     if (time < 0) continue;
@@ -67,7 +78,7 @@ void keep_vm_events(const Session& session, const std::vector<SchedEvent>& raw,
       case SchedEvent::Kind::sched_switch: {
         const auto* prev = session.key_of(in.prev_pid);
         const auto* next = session.key_of(in.next_pid);
-        if (prev == nullptr && next == nullptr && !armed.armed(in.cpu)) break;
+        if (prev == nullptr && next == nullptr && !waiting.waited_on(in.cpu)) break;
         event.has_peer = true;
         if (prev != nullptr) {
           event.kind = EventKind::switch_out;
@@ -87,10 +98,13 @@ void keep_vm_events(const Session& session, const std::vector<SchedEvent>& raw,
           event.peer = peer_of(in.next_pid, in.next);
           pending.push_back(event);
         }
-        // As the BPF programs do: disarmed by idle or a recorded thread running, armed again by
-        // one preempted.
-        if (in.next_pid == 0 || next != nullptr) armed.disarm(in.cpu);
-        if (prev != nullptr && switch_state(in.prev_state) == 'R') armed.arm(in.cpu);
+        if (next != nullptr) waiting.leave(in.next_pid);
+        if (prev != nullptr && switch_state(in.prev_state) == 'R') {
+          waiting.wait(in.prev_pid, in.cpu);
+        } else if (prev != nullptr) {
+          waiting.leave(in.prev_pid);
+        }
+        if (in.next_pid == 0) waiting.idle(in.cpu);
         break;
       }
       case SchedEvent::Kind::migrate:
@@ -101,8 +115,8 @@ void keep_vm_events(const Session& session, const std::vector<SchedEvent>& raw,
           event.cpu = in.dest_cpu;
           event.orig_cpu = in.orig_cpu;
           pending.push_back(event);
-          armed.arm(in.dest_cpu);
         }
+        if (session.key_of(in.pid) && waiting.waits(in.pid)) waiting.wait(in.pid, in.dest_cpu);
         break;
       case SchedEvent::Kind::wakeup:
         if (const auto* key = session.key_of(in.pid)) {
@@ -110,7 +124,7 @@ void keep_vm_events(const Session& session, const std::vector<SchedEvent>& raw,
           event.key = *key;
           event.cpu = in.target_cpu;
           pending.push_back(event);
-          armed.arm(in.target_cpu);
+          waiting.wait(in.pid, in.target_cpu);
         }
         break;
       case SchedEvent::Kind::lost:
@@ -157,7 +171,7 @@ Status record_exact(const RecordOptions& options, Session& session, Sampler& sam
   std::vector<SchedEvent> raw;
   std::vector<Event> pending;
   std::int64_t last_time = 0;
-  ArmedCpus armed;
+  WaitingCpus waiting;
   // A sample each second, on the one sampling clock: the counters the events are checked against.
   Ticker samples(std::chrono::seconds(1), start);
   auto last_flush = Clock::now();
@@ -179,7 +193,7 @@ Status record_exact(const RecordOptions& options, Session& session, Sampler& sam
     }
     raw.clear();
     tracer.drain(raw);
-    keep_vm_events(session, raw, pending, last_time, armed);
+    keep_vm_events(session, raw, pending, last_time, waiting);
     if (stop || ends) {
       release(session, pending, -1);
       reason = stop ? "interrupted" : "duration reached";

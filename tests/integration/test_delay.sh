@@ -5,7 +5,8 @@
 # adds up to the schedstat run_delay delta within 5%; top shows each vCPU's largest culprit
 # (WAITED BEHIND), key b its whole split, and n/a without BPF; serve exports the split (top 5
 # culprits per vCPU plus other), and without BPF serves the rest and says why; with the procfs
-# source, delay says in one line what it needs.
+# source, delay says in one line what it needs; report splits an exact recording as the kernel
+# split the same window live.
 # Usage: bash tests/integration/test_delay.sh PATH/TO/vcpumap [PATH/TO/fake_guest]
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 find_fake_guest "${2:-}"
@@ -272,3 +273,54 @@ assert_contains "serve without BPF says why" "$(<"$TEST_TMP/serve-procfs.log")" 
   "vcpumap_vcpu_waited_behind_seconds_total is not served: it needs BPF"
 stop "$EXPORTER_PID"
 stop "$LEFT_PID" "$RIGHT_PID"
+
+# --- report splits a recording as the kernel splits it live --------------------------------------
+# A busy vCPU waits behind three spinning host processes and a second VM's vCPU that wakes every
+# 2 ms and runs 0.2 ms: the second watched thread that runs and sleeps while the first still
+# waits is the case the exact recording must keep the switches of. `delay` (the kernel's split)
+# and `record --exact` then `report` (the split worked out from the ring's events) watch the
+# same 3 s: each culprit's share of the busy vCPU's delay agrees within 3 points.
+start_fake busy -name "guest=itest-delay-busy,debug-threads=on" --threads 1 --busy
+BUSY_PID=$FAKE_PID
+contend "$(vcpu_tid "$BUSY_PID")"
+start_fake bursty -name "guest=itest-delay-bursty,debug-threads=on" --threads 1 --bursty
+BURSTY_PID=$FAKE_PID
+contend "$(vcpu_tid "$BURSTY_PID")"
+SPINNERS=()
+for _ in 1 2 3; do
+  start_background_as delay-spinner "$SPINNER"
+  SPINNERS+=("$BG_PID")
+  contend "$BG_PID"
+done
+start_background "$VCPUMAP" --no-libvirt --json delay -d 3s itest-delay-busy itest-delay-bursty \
+  >"$TEST_TMP/split-delay.json"
+DELAY_PID=$BG_PID
+expect_vcpumap --no-libvirt record --exact -d 3s -o "$TEST_TMP/split.rec" itest-delay-busy \
+  itest-delay-bursty
+wait "$DELAY_PID"
+assert_eq "beside record --exact, delay exits 0" "0" "$?"
+expect_vcpumap --no-libvirt --json report "$TEST_TMP/split.rec"
+while read -r row; do
+  [[ -n "$row" ]] && assert_eq "report and delay: ${row#* }" "ok" "${row%% *}"
+done < <(python3 - "$(<"$TEST_TMP/split-delay.json")" "$OUT" "${SPINNERS[@]}" <<'PYEND'
+import json, sys
+live, recorded = json.loads(sys.argv[1]), json.loads(sys.argv[2])
+def busy(vms, key):
+    vcpu = next(vm for vm in vms if vm["name"] == "itest-delay-busy")["vcpus"][0]
+    return vcpu[key] if key else vcpu
+def shares(vcpu):
+    total = vcpu["run_delay_ns"]
+    return {b.get("vm") or "pid %s" % b.get("pid"): b["ns"] / total for b in vcpu["behind"]}
+a, b = shares(busy(live["vms"], None)), shares(busy(recorded["vms"], "delay"))
+for name in ["pid " + pid for pid in sys.argv[3:]] + ["itest-delay-bursty"]:
+    x, y = a.get(name, 0), b.get(name, 0)
+    print("ok" if x > 0.02 and abs(x - y) <= 0.03 else "bad",
+          "%s's share of the busy vCPU's delay: %.1f%% live, %.1f%% recorded" % (name, 100 * x, 100 * y))
+PYEND
+)
+say "the busy vCPU's split as recorded: $(python3 -c '
+import json, sys
+d = json.loads(sys.argv[1])
+c = next(v for v in d["vms"] if v["name"] == "itest-delay-busy")["vcpus"][0]["delay"]
+print(", ".join("%s %.0f%%" % (b.get("vm") or ("%s %s" % (b["comm"], b["pid"]) if "comm" in b else b["kind"]), 100 * b["ns"] / c["run_delay_ns"]) for b in c["behind"][:5]))' "$OUT")"
+stop "${SPINNERS[@]}" "$BUSY_PID" "$BURSTY_PID"

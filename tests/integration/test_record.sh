@@ -153,6 +153,13 @@ else
   assert_eq "exact: the file is format version 2" "02000000" \
     "$(od -An -tx1 -j8 -N4 "$TEST_TMP/exact.rec" | tr -d ' ')"
   check_report "$TEST_TMP/exact.rec" exact
+  # Where BPF's ring loads, the recording must come from it: a fallback to perf would still pass
+  # every check above here (tracefs is mounted), and hide a BPF program the kernel refused.
+  expect_vcpumap --no-libvirt --json doctor
+  if [[ "$(json_eval "$OUT" "d['commands']['record --exact']")" == bpf ]]; then
+    assert_not_contains "exact: recorded from the BPF ring, no fallback to perf" \
+      "$(<"$TEST_TMP/exact.rec.err")" "sched events from perf"
+  fi
   assert_eq "exact: migrations equal the se.nr_migrations change" "$MIGRATED" "$FLIP_MIGRATIONS"
   say "exact: $(stat -c %s "$TEST_TMP/exact.rec") bytes; flipped thread: $FLIP_MIGRATIONS migrations, nr_migrations +$MIGRATED"
   # Who the pinned vCPU waited behind: the hog first, by name and pid; the split adds up.

@@ -3,13 +3,15 @@
 // Run it with argv[0] = qemu-system-x86_64 (bash: `exec -a qemu-system-x86_64 fake_guest ...`,
 // or a symlink of that name) and QEMU's `-name guest=NAME,debug-threads=on`:
 //
-//   fake_guest [-name guest=NAME,...] [--threads T] [--accel KVM] [--iothread] [--busy]
+//   fake_guest [-name guest=NAME,...] [--threads T] [--accel KVM] [--iothread] [--busy] [--bursty]
 //              [--name-thread TEXT]... [--guests P] [other QEMU arguments, ignored]
 //
 //   --threads T         T vCPU threads named "CPU 0/KVM" ... "CPU T-1/KVM" (default 2)
 //   --accel NAME        the accelerator in the vCPU thread names (default KVM)
 //   --iothread          one more thread named "IO io1"
 //   --busy              the threads spin instead of sleeping
+//   --bursty            the threads spin for 0.2 ms, then sleep for 2 ms, again and again: a vCPU
+//                       that wakes often and runs briefly
 //   --name-thread TEXT  one more thread whose name is TEXT written raw to
 //                       /proc/self/task/TID/comm (any bytes; the kernel keeps the first 15)
 //   --guests P          fork P fake guests (each execs this program as qemu-system-x86_64 with
@@ -30,6 +32,7 @@
 #include <atomic>
 #include <cerrno>
 #include <charconv>
+#include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -49,6 +52,7 @@ struct Options {
   std::string accel = "KVM";
   bool iothread = false;
   bool busy = false;
+  bool bursty = false;
   bool quiet = false;  // a child of --guests: its parent prints the pids
   int guests = 0;
   std::vector<std::string> hostile_names;
@@ -56,11 +60,12 @@ struct Options {
 };
 
 [[noreturn]] void usage(const char* message) {
-  std::fprintf(stderr,
-               "fake_guest: %s\nusage: fake_guest [-name guest=NAME,debug-threads=on] "
-               "[--threads T] [--accel NAME] [--iothread] [--busy] [--name-thread TEXT]... "
-               "[--guests P]\n",
-               message);
+  std::fprintf(
+      stderr,
+      "fake_guest: %s\nusage: fake_guest [-name guest=NAME,debug-threads=on] "
+      "[--threads T] [--accel NAME] [--iothread] [--busy] [--bursty] [--name-thread TEXT]... "
+      "[--guests P]\n",
+      message);
   std::exit(2);
 }
 
@@ -109,8 +114,10 @@ Options parse(int argc, char** argv) {
         options.passthrough.emplace_back(arg);
         options.passthrough.emplace_back(value);
       }
-    } else if (arg == "--iothread" || arg == "--busy") {
-      (arg == "--busy" ? options.busy : options.iothread) = true;
+    } else if (arg == "--iothread" || arg == "--busy" || arg == "--bursty") {
+      (arg == "--busy"     ? options.busy
+       : arg == "--bursty" ? options.bursty
+                           : options.iothread) = true;
       options.passthrough.emplace_back(arg);
     } else if (arg == "--quiet") {
       options.quiet = true;
@@ -137,7 +144,18 @@ void set_raw_thread_name(const std::string& name) {
   if (fd >= 0) close(fd);
 }
 
-void thread_body(const std::string& name, bool raw, bool busy, std::latch& named) {
+// Spins for 0.2 ms, sleeps for 2 ms, until told to stop.
+void burst_until_stopped() {
+  using Clock = std::chrono::steady_clock;
+  while (g_spin.load(std::memory_order_relaxed)) {
+    const auto until = Clock::now() + std::chrono::microseconds(200);
+    while (Clock::now() < until) {
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+}
+
+void thread_body(const std::string& name, bool raw, bool busy, bool bursty, std::latch& named) {
   if (raw) {
     set_raw_thread_name(name);
   } else if (const int error = pthread_setname_np(pthread_self(), name.c_str()); error != 0) {
@@ -149,6 +167,7 @@ void thread_body(const std::string& name, bool raw, bool busy, std::latch& named
     volatile std::uint64_t counter = 0;
     while (g_spin.load(std::memory_order_relaxed)) counter = counter + 1;
   }
+  if (bursty) burst_until_stopped();
   for (;;) pause();  // every signal is blocked here: the main thread takes them
 }
 
@@ -169,7 +188,8 @@ int run_guest(const Options& options, const sigset_t& stop_signals) {
   std::vector<std::thread> threads;
   threads.reserve(specs.size());
   for (const auto& spec : specs) {
-    threads.emplace_back(thread_body, spec.name, spec.raw, options.busy, std::ref(named));
+    threads.emplace_back(thread_body, spec.name, spec.raw, options.busy, options.bursty,
+                         std::ref(named));
   }
   named.wait();
   if (!options.quiet) {

@@ -29,15 +29,45 @@ struct {
 
 struct vcpumap_events_state state = {};
 
-// armed[cpu]: a watched thread may be waiting there (woken onto it, preempted on it, moved to
-// it), so every switch there is kept: the tasks it waited behind. Cleared when the CPU goes
-// idle, which it does only with nothing runnable, or runs a watched thread: a second vCPU still
-// waiting there then has the switches until the next watched one unseen, and that stretch is
-// charged to the task its wait ends behind (the sum stays right). Armed costs events, not facts.
-__u8 armed[VCPUMAP_DELAY_MAX_CPUS] = {};
+// Where each watched thread waits (its CPU + 1; 0 or none: it does not), and how many wait on
+// each CPU. Every switch on a CPU with a waiter is kept (they are the tasks it waits behind), and
+// only while it has one: counting the waiters, rather than arming a CPU until something watched
+// runs there, keeps the switches a second waiter needs after the first one ran and slept. A CPU
+// that goes idle has nothing queued: its count is 0 then, whatever events were missed.
+struct {
+  __uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+  __uint(map_flags, BPF_F_NO_PREALLOC);
+  __type(key, int);
+  __type(value, __u32);
+} waits_on SEC(".maps");
 
-static __always_inline void arm(__u32 cpu) {
-  armed[cpu & (VCPUMAP_DELAY_MAX_CPUS - 1)] = 1;
+__s32 waiting[VCPUMAP_DELAY_MAX_CPUS] = {};
+
+// The thread whose storage is `where` (non-zero) no longer waits where it did.
+static __always_inline void leave(__u32* where) {
+  const __u32 cpu = (*where - 1) & (VCPUMAP_DELAY_MAX_CPUS - 1);
+  *where = 0;
+  // Below zero only after an idle reset with this waiter stale: back to none, not a debt.
+  if (__sync_fetch_and_add(&waiting[cpu], -1) <= 0) waiting[cpu] = 0;
+}
+
+static __always_inline void stop_waiting(struct task_struct* task) {
+  __u32* where = bpf_task_storage_get(&waits_on, task, 0, 0);
+  if (where && *where != 0) leave(where);
+}
+
+static __always_inline void wait_on(struct task_struct* task, __u32 cpu) {
+  cpu &= VCPUMAP_DELAY_MAX_CPUS - 1;
+  __u32* where = bpf_task_storage_get(&waits_on, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+  if (!where) {
+    // No storage (memory): the CPU keeps its switches until it goes idle; costs events only.
+    __sync_fetch_and_add(&waiting[cpu], 1);
+    return;
+  }
+  if (*where == cpu + 1) return;  // already queued here: nothing changes
+  if (*where != 0) leave(where);  // queued elsewhere: it moved
+  *where = cpu + 1;
+  __sync_fetch_and_add(&waiting[cpu], 1);
 }
 
 static __always_inline void fill_task(struct vcpumap_sched_task* out, struct task_struct* task) {
@@ -71,16 +101,23 @@ int BPF_PROG(event_switch, bool preempt, struct task_struct* prev, struct task_s
              unsigned int prev_state) {
   __u32 cpu = bpf_get_smp_processor_id() & (VCPUMAP_DELAY_MAX_CPUS - 1);
   const int prev_watched = watched(prev);
-  if (!prev_watched && !watched(next) && !armed[cpu]) return 0;
+  if (!prev_watched && !watched(next) && waiting[cpu] <= 0) return 0;
+  // Asked again rather than kept from above: clang merges two kept lookups into one OR of their
+  // pointers, which the verifier refuses ("pointer |= pointer prohibited").
+  const int next_watched = watched(next);
   // A task preempted is still runnable, whatever state it was setting (the raw prev_state of
   // tp_btf is not the tracepoint's, which reports a preempted task as running): 0 then, as for
   // one switched out while TASK_RUNNING.
   const __s64 state = preempt ? 0 : prev_state;
-  // Runnable, it waits here; the idle task runs only with nothing queued.
-  // Disarmed when the CPU goes idle, or runs a watched thread (whose switch-out comes anyway):
-  // a busy CPU does not stay armed for good. Armed again by a watched thread preempted here.
-  if (next->pid == 0 || watched(next)) armed[cpu] = 0;
-  if (prev_watched && state == 0) arm(cpu);
+  if (next_watched) stop_waiting(next);
+  if (prev_watched) {
+    if (state == 0) {
+      wait_on(prev, cpu);  // runnable, it waits here
+    } else {
+      stop_waiting(prev);
+    }
+  }
+  if (next->pid == 0) waiting[cpu] = 0;  // the idle task runs only with nothing queued
   struct vcpumap_sched_event* event = reserve(VCPUMAP_EVENT_SWITCH);
   if (!event) return 0;
   event->prev_pid = prev->pid;
@@ -95,19 +132,23 @@ int BPF_PROG(event_switch, bool preempt, struct task_struct* prev, struct task_s
 SEC("tp_btf/sched_migrate_task")
 int BPF_PROG(event_migrate, struct task_struct* task, int dest_cpu) {
   if (!watched(task)) return 0;
+  // Only a waiter moves its wait; one moved asleep waits from the wakeup that follows. Counted
+  // whether or not the ring has room for the event.
+  __u32* where = bpf_task_storage_get(&waits_on, task, 0, 0);
+  if (where && *where != 0) wait_on(task, (__u32)dest_cpu);
   struct vcpumap_sched_event* event = reserve(VCPUMAP_EVENT_MIGRATE);
   if (!event) return 0;
   event->pid = task->pid;
   event->orig_cpu = vcpumap_task_cpu(task);  // not moved yet
   event->dest_cpu = dest_cpu;
   bpf_ringbuf_submit(event, 0);
-  arm((__u32)dest_cpu);
   return 0;
 }
 
 static __always_inline void woken(struct task_struct* task) {
   if (!watched(task)) return;
-  arm((__u32)vcpumap_task_cpu(task));
+  // A wakeup of a task already running changes nothing.
+  if (!task->on_cpu) wait_on(task, (__u32)vcpumap_task_cpu(task));
   struct vcpumap_sched_event* event = reserve(VCPUMAP_EVENT_WAKEUP);
   if (!event) return;
   event->pid = task->pid;
