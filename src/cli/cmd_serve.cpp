@@ -1,7 +1,9 @@
 // `vcpumap serve`: the Prometheus exporter and JSON API (see docs/metrics.md).
 #include <malloc.h>
 
+#include <atomic>
 #include <chrono>
+#include <memory>
 
 #include <fmt/core.h>
 
@@ -87,9 +89,17 @@ int run_serve(const GlobalOptions& global, ServeFlags& flags) {
     watch = std::move(*opened);
   }
   if (watch) {
-    flags.options.extra_metrics = [watch](const Snapshot& snapshot) -> std::string {
+    // ran_beside needs SMT: where it can't be measured, said once, at the first scrape.
+    auto beside_said = std::make_shared<std::atomic<bool>>(false);
+    flags.options.extra_metrics = [watch, beside_said](const Snapshot& snapshot) -> std::string {
       auto report = watch->update(snapshot);
-      return report ? views::render_waited_behind(*report) : std::string();
+      if (!report) return std::string();
+      if (!report->ran_beside_why.empty() && !beside_said->exchange(true)) {
+        fmt::print(stderr,
+                   "vcpumap: note: vcpumap_vcpu_ran_beside_seconds_total is not served: {}\n",
+                   report->ran_beside_why);
+      }
+      return views::render_waited_behind(*report);
     };
   }
   auto status = serve::run_server(flags.options, std::move(take));

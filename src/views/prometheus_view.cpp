@@ -526,48 +526,65 @@ std::string render_metrics(const Snapshot& snapshot, const ExporterStats& stats,
   return MetricsRenderer().render(snapshot, stats, collectors);
 }
 
+namespace {
+
+// One vCPU's culprits as series of `family`: one per (kind, label), the largest
+// kWaitedBehindCulprits first, the rest and `other` summed in culprit "other".
+void add_culprits(Family& family, const Labels& labels, const std::vector<Culprit>& list) {
+  // One series per label: a VM's emulator threads are one culprit, as virsh's emulatorpin.
+  std::vector<std::pair<std::pair<std::string, std::string>, std::uint64_t>> culprits;
+  for (const auto& culprit : list) {
+    const std::string name = culprit_label(culprit);
+    std::pair<std::string, std::string> key{std::string(to_string(culprit.kind)), name};
+    auto same = std::find_if(culprits.begin(), culprits.end(),
+                             [&](const auto& entry) { return entry.first == key; });
+    if (same == culprits.end()) {
+      culprits.push_back({std::move(key), culprit.ns});
+    } else {
+      same->second += culprit.ns;
+    }
+  }
+  std::stable_sort(culprits.begin(), culprits.end(), [](const auto& a, const auto& b) {
+    return a.first.first != "other" && (b.first.first == "other" || a.second > b.second);
+  });
+  std::uint64_t other = 0;
+  for (std::size_t i = 0; i < culprits.size(); ++i) {
+    const auto& [key, ns] = culprits[i];
+    if (i >= kWaitedBehindCulprits || key.first == "other") {
+      other += ns;
+      continue;
+    }
+    family.add(with(with(labels, "culprit_kind", key.first), "culprit", key.second),
+               static_cast<double>(ns) / 1e9);
+  }
+  family.add(with(with(labels, "culprit_kind", "other"), "culprit", "other"),
+             static_cast<double>(other) / 1e9);
+}
+
+}  // namespace
+
 std::string render_waited_behind(const DelayReport& report) {
-  Family family("vcpumap_vcpu_waited_behind_seconds_total", "counter",
+  Family behind("vcpumap_vcpu_waited_behind_seconds_total", "counter",
                 "Time the vCPU waited on a run queue while this culprit ran on the CPU where it "
                 "waited, in seconds since the exporter started (BPF on the sched tracepoints): "
                 "the 5 largest culprits per vCPU, the rest and what could not be attributed in "
                 "culprit \"other\".");
+  Family beside("vcpumap_vcpu_ran_beside_seconds_total", "counter",
+                "Time the vCPU ran while another VM's thread ran on an SMT sibling of its CPU, "
+                "sharing its core, in seconds since the exporter started (BPF on the sched "
+                "tracepoints): the 5 largest per vCPU, the rest in culprit \"other\". Absent "
+                "on hosts without SMT.");
   for (const auto& vm : report.vms) {
     for (const auto& vcpu : vm.vcpus) {
-      // One series per label: a VM's emulator threads are one culprit, as virsh's emulatorpin.
-      std::vector<std::pair<std::pair<std::string, std::string>, std::uint64_t>> culprits;
-      for (const auto& culprit : vcpu.behind) {
-        const std::string name = culprit_label(culprit);
-        std::pair<std::string, std::string> key{std::string(to_string(culprit.kind)), name};
-        auto same = std::find_if(culprits.begin(), culprits.end(),
-                                 [&](const auto& entry) { return entry.first == key; });
-        if (same == culprits.end()) {
-          culprits.push_back({std::move(key), culprit.ns});
-        } else {
-          same->second += culprit.ns;
-        }
-      }
-      std::stable_sort(culprits.begin(), culprits.end(), [](const auto& a, const auto& b) {
-        return a.first.first != "other" && (b.first.first == "other" || a.second > b.second);
-      });
-      std::uint64_t other = 0;
       const Labels labels = {
           {"vm", vm.name}, {"uuid", vm.uuid}, {"vcpu", std::to_string(vcpu.vcpu)}};
-      for (std::size_t i = 0; i < culprits.size(); ++i) {
-        const auto& [key, ns] = culprits[i];
-        if (i >= kWaitedBehindCulprits || key.first == "other") {
-          other += ns;
-          continue;
-        }
-        family.add(with(with(labels, "culprit_kind", key.first), "culprit", key.second),
-                   static_cast<double>(ns) / 1e9);
-      }
-      family.add(with(with(labels, "culprit_kind", "other"), "culprit", "other"),
-                 static_cast<double>(other) / 1e9);
+      add_culprits(behind, labels, vcpu.behind);
+      if (vcpu.ran_beside) add_culprits(beside, labels, *vcpu.ran_beside);
     }
   }
   std::string out;
-  family.render_to(out);
+  behind.render_to(out);
+  if (report.ran_beside_why.empty()) beside.render_to(out);
   return out;
 }
 

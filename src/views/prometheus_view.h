@@ -80,7 +80,8 @@ class MetricsRenderer {
 inline constexpr std::size_t kWaitedBehindCulprits = 5;
 // vcpumap_vcpu_waited_behind_seconds_total{vm, uuid, vcpu, culprit_kind, culprit} from the delay
 // split since the exporter started: culprit is VM:vcpuN, VM:emulator, VM:iothread ID, or the comm
-// of a host or kernel process; the kernel's split of each vCPU's delay, top 5 and `other`.
+// of a host or kernel process; the kernel's split of each vCPU's delay, top 5 and `other`. On
+// SMT hosts also vcpumap_vcpu_ran_beside_seconds_total, with the same labels and bound.
 std::string render_waited_behind(const DelayReport& report);
 
 // Only the exporter's own metrics: what /metrics says when the snapshot failed.

@@ -265,6 +265,34 @@ assert_true "serve: at most 5 culprits plus other per vCPU (got $SERIES)" test "
 assert_contains "serve: other is one of them" "$SCRAPE" \
   'vcpumap_vcpu_waited_behind_seconds_total{vm="itest-delay-left",uuid="",vcpu="0",culprit_kind="other",culprit="other"}'
 stop "$EXPORTER_PID"
+# ran_beside in the exporter: absent with the reason on a host without SMT; on CPUs 0 and 1 taken
+# as siblings, left's vCPU on one and right's on the other, each ran beside the other.
+if [[ "$(cat /sys/devices/system/cpu/cpu*/topology/thread_siblings_list | sort -u | tr -d '0-9\n')" == "" ]]; then
+  assert_not_contains "serve without SMT: no ran_beside series" "$SCRAPE" "vcpumap_vcpu_ran_beside"
+  assert_contains "serve without SMT: says once why" "$(<"$TEST_TMP/serve.log")" \
+    "vcpumap_vcpu_ran_beside_seconds_total is not served: this host has no SMT"
+fi
+pin_to "$(vcpu_tid "$LEFT_PID")" 0
+pin_to "$(vcpu_tid "$RIGHT_PID")" 1
+export VCPUMAP_DELAY_SIBLINGS=0-1
+start_exporter "$TEST_TMP/serve-siblings.log"
+unset VCPUMAP_DELAY_SIBLINGS
+metrics "$EXPORTER/metrics" >/dev/null
+BESIDE_SERIES='vcpumap_vcpu_ran_beside_seconds_total{vm="itest-delay-left",uuid="",vcpu="0",culprit_kind="vcpu",culprit="itest-delay-right:vcpu0"}'
+for ((i = 0; i < 50; i++)); do
+  SCRAPE=$(metrics "$EXPORTER/metrics")
+  grep -qF "$BESIDE_SERIES" <<<"$SCRAPE" && [[ "$(grep -F "$BESIDE_SERIES" <<<"$SCRAPE" | cut -d' ' -f2)" != 0 ]] && break
+  sleep 0.2
+done
+pin_to "$(vcpu_tid "$LEFT_PID")" "$CPU"
+pin_to "$(vcpu_tid "$RIGHT_PID")" "$CPU"
+assert_eq "serve, forced siblings: left's vCPU 0 ran beside right's vCPU 0 for some seconds" "true" \
+  "$(grep -F "$BESIDE_SERIES" <<<"$SCRAPE" | python3 -c 'import sys; l = sys.stdin.read().split(); print("true" if l and float(l[-1]) > 0 else "false")')"
+SERIES=$(grep -c '^vcpumap_vcpu_ran_beside_seconds_total{vm="itest-delay-left",uuid="",vcpu="0",' <<<"$SCRAPE")
+assert_true "serve: ran_beside at most 5 culprits plus other per vCPU (got $SERIES)" test "$SERIES" -le 6
+assert_not_contains "serve, forced siblings: no note that ran_beside is missing" \
+  "$(<"$TEST_TMP/serve-siblings.log")" "ran_beside_seconds_total is not served"
+stop "$EXPORTER_PID"
 start_exporter "$TEST_TMP/serve-procfs.log" --source procfs
 SCRAPE=$(metrics "$EXPORTER/metrics")
 assert_contains "serve without BPF still serves" "$SCRAPE" "vcpumap_vcpu_run_delay_seconds_total"
