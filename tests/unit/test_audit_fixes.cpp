@@ -109,6 +109,20 @@ bool has(const std::vector<audit::Finding>& findings, const std::string& rule,
   });
 }
 
+// The finding of `rule` for `vm` gives `fix` and says `says` (its trade-off); once the fix is
+// applied the audit finds no such finding. Gives the findings after.
+std::vector<audit::Finding> expect_fix_resolves(const AuditMachine& machine, Guests& guests,
+                                                const std::string& rule, const std::string& vm,
+                                                const std::string& fix, const std::string& says) {
+  const auto finding = only(audit::run_rules(look(machine)), rule, vm);
+  EXPECT_EQ(finding.fix, fix);
+  EXPECT_NE(finding.message.find(says), std::string::npos) << finding.message;
+  guests.apply(finding.fix);
+  auto after = audit::run_rules(look(machine));
+  EXPECT_FALSE(has(after, rule, vm)) << all_text(after);
+  return after;
+}
+
 // Every host CPU held by a vCPU pinned to it alone (2-CPU host): batch's unpinned vCPU can only
 // be confined to its own VM's dedicated CPU.
 TEST(AuditFix, FloatingVcpuWithNoFreeCpuGoesToItsOwnVmsCpu) {
@@ -116,12 +130,8 @@ TEST(AuditFix, FloatingVcpuWithNoFreeCpuGoesToItsOwnVmsCpu) {
   Guests guests(machine);
   guests.add(100, "web", guest(100, "0", {"0"}));
   guests.add(200, "batch", guest(200, "1", {"1", "0-1"}));
-  const auto floating = only(audit::run_rules(look(machine)), "floating-vcpu", "batch");
-  EXPECT_EQ(floating.fix, "vcpumap vcpupin batch 1 1");
-  EXPECT_NE(floating.message.find("held by this VM's own vCPUs"), std::string::npos)
-      << floating.message;
-  guests.apply(floating.fix);
-  EXPECT_FALSE(has(audit::run_rules(look(machine)), "floating-vcpu", "batch"));
+  expect_fix_resolves(machine, guests, "floating-vcpu", "batch", "vcpumap vcpupin batch 1 1",
+                      "held by this VM's own vCPUs");
 }
 
 // Nothing of its own either: narrowed to two CPUs, where it ran last first, so it takes from two
@@ -140,13 +150,9 @@ TEST(AuditFix, FloatingVcpuWithNothingOfItsOwnIsNarrowedToTwoCpus) {
   auto batch = guest(300, "0-31", {"0-31"});
   batch[1].cpu = 5;
   guests.add(300, "batch", batch);
-  const auto floating = only(audit::run_rules(look(machine)), "floating-vcpu", "batch");
-  EXPECT_EQ(floating.fix, "vcpumap vcpupin batch 0 0,5");
-  EXPECT_NE(floating.message.find("takes time from those vCPUs only"), std::string::npos)
-      << floating.message;
-  guests.apply(floating.fix);
-  const auto after = audit::run_rules(look(machine));
-  EXPECT_FALSE(has(after, "floating-vcpu", "batch"));
+  const auto after =
+      expect_fix_resolves(machine, guests, "floating-vcpu", "batch", "vcpumap vcpupin batch 0 0,5",
+                          "takes time from those vCPUs only");
   EXPECT_FALSE(audit::any_at_or_above(after, audit::Severity::error)) << all_text(after);
 }
 
@@ -204,11 +210,8 @@ TEST(AuditFix, SmtSiblingsWithNoFreeCoreMoveToAnotherCoresCpu) {
     guests.add(100, "web", guest(100, "0", {"2"}));
     guests.add(200, "db", guest(200, "0", {"18"}));
     guests.add(300, "fill", filler(300, "0-1,3-16,19-31"));
-    const auto smt = only(audit::run_rules(look(machine)), "smt-sibling-shared", "db");
-    EXPECT_EQ(smt.fix, "vcpumap vcpupin db 0 17");
-    EXPECT_NE(smt.message.find("siblings may still be busy"), std::string::npos) << smt.message;
-    guests.apply(smt.fix);
-    EXPECT_FALSE(has(audit::run_rules(look(machine)), "smt-sibling-shared", "db"));
+    expect_fix_resolves(machine, guests, "smt-sibling-shared", "db", "vcpumap vcpupin db 0 17",
+                        "siblings may still be busy");
   }
   // No CPU free at all: one that no vCPU holds alone, overlapping a pinned set.
   AuditMachine machine(kTwoSocketNuma);
@@ -216,12 +219,9 @@ TEST(AuditFix, SmtSiblingsWithNoFreeCoreMoveToAnotherCoresCpu) {
   guests.add(100, "web", guest(100, "0", {"2"}));
   guests.add(200, "db", guest(200, "0", {"18"}));
   guests.add(300, "fill", filler(300, "0-1,3-17,19-31"));
-  const auto smt = only(audit::run_rules(look(machine)), "smt-sibling-shared", "db");
-  EXPECT_EQ(smt.fix, "vcpumap vcpupin db 0 0");
-  EXPECT_NE(smt.message.find("a lesser sharing than a sibling"), std::string::npos) << smt.message;
-  guests.apply(smt.fix);
-  const auto after = audit::run_rules(look(machine));
-  EXPECT_FALSE(has(after, "smt-sibling-shared", "db"));
+  const auto after =
+      expect_fix_resolves(machine, guests, "smt-sibling-shared", "db", "vcpumap vcpupin db 0 0",
+                          "a lesser sharing than a sibling");
   EXPECT_FALSE(audit::any_at_or_above(after, audit::Severity::error)) << all_text(after);
 }
 
@@ -233,12 +233,8 @@ TEST(AuditFix, VcpuPinnedOnlyToAnOfflineCpuWithNoFreeCpu) {
   web[1].cpu = 3;  // the kernel ignores the pin and runs it where it likes
   guests.add(100, "web", web);
   guests.add(200, "db", guest(200, "0-1,3-4,6-12", {"15"}));
-  const auto offline = only(audit::run_rules(look(machine)), "offline-or-housekeeping-cpu", "web");
-  EXPECT_EQ(offline.fix, "vcpumap vcpupin web 0 3");
-  EXPECT_NE(offline.message.find("which it shares with them"), std::string::npos)
-      << offline.message;
-  guests.apply(offline.fix);
-  EXPECT_FALSE(has(audit::run_rules(look(machine)), "offline-or-housekeeping-cpu", "web"));
+  expect_fix_resolves(machine, guests, "offline-or-housekeeping-cpu", "web",
+                      "vcpumap vcpupin web 0 3", "which it shares with them");
 }
 
 TEST(AuditFix, VcpuOnAHousekeepingCpuWithNoFreeIsolatedCpuDropsIt) {
@@ -248,11 +244,8 @@ TEST(AuditFix, VcpuOnAHousekeepingCpuWithNoFreeIsolatedCpuDropsIt) {
   Guests guests(machine);
   guests.add(100, "web", guest(100, "0", {"2,9"}));
   guests.add(200, "fill", filler(200, "8-15,24-31"));
-  const auto housekeeping =
-      only(audit::run_rules(look(machine)), "offline-or-housekeeping-cpu", "web");
-  EXPECT_EQ(housekeeping.fix, "vcpumap vcpupin web 0 9");
-  guests.apply(housekeeping.fix);
-  EXPECT_FALSE(has(audit::run_rules(look(machine)), "offline-or-housekeeping-cpu", "web"));
+  expect_fix_resolves(machine, guests, "offline-or-housekeeping-cpu", "web",
+                      "vcpumap vcpupin web 0 9", "");
 }
 
 TEST(AuditFix, NumaSplitWithTooFewFreeCpusSharesTheHomeNode) {
@@ -261,10 +254,8 @@ TEST(AuditFix, NumaSplitWithTooFewFreeCpusSharesTheHomeNode) {
   Guests guests(machine);
   guests.add(100, "web", guest(100, "8", {"2", "3", "8"}));  // 8 is on node 1
   guests.add(200, "fill", filler(200, "0-1,4-7,16-23"));     // the rest of node 0
-  const auto split = only(audit::run_rules(look(machine)), "numa-split", "web");
-  EXPECT_EQ(split.fix, "vcpumap vcpupin web 2 0-1,4-7,16-23");
-  guests.apply(split.fix);
-  EXPECT_FALSE(has(audit::run_rules(look(machine)), "numa-split", "web"));
+  expect_fix_resolves(machine, guests, "numa-split", "web", "vcpumap vcpupin web 2 0-1,4-7,16-23",
+                      "");
 }
 
 TEST(AuditFix, NovaDedicatedVcpuWithNoFreeCpuGetsOneItShares) {
