@@ -143,6 +143,49 @@ std::string vcpupin_fix(const Vm& vm, const std::vector<int>& vcpus, const CpuSe
                      vm_argument(vm), cpus.to_list(), persist_flags(vm));
 }
 
+std::string emulatorpin_fix(const Vm& vm, const CpuSet& cpus, std::string_view flags) {
+  return fmt::format("vcpumap emulatorpin {} {}{}", vm_argument(vm), cpus.to_list(), flags);
+}
+
+std::string iothreadpin_fix(const Vm& vm, std::string_view id, const CpuSet& cpus,
+                            std::string_view flags) {
+  return fmt::format("vcpumap iothreadpin {} {} {}{}", vm_argument(vm), id, cpus.to_list(), flags);
+}
+
+std::string pin_group_fix(const Vm& vm, const std::vector<const AuditedThread*>& threads,
+                          const CpuSet& cpus) {
+  if (threads.empty() || cpus.empty()) return {};
+  const auto& first = *threads.front()->thread;
+  if (first.role == ThreadRole::vcpu) {
+    std::vector<int> indices;
+    for (const auto* audited : threads) indices.push_back(audited->thread->vcpu);
+    return vcpupin_fix(vm, indices, cpus);
+  }
+  if (first.role == ThreadRole::iothread) {
+    // libvirt's I/O thread N is the QEMU object "iothreadN"; iothreadpin takes N.
+    std::string_view id = first.iothread;
+    if (vm.libvirt && id.starts_with("iothread") && id.size() > 8) id.remove_prefix(8);
+    return iothreadpin_fix(vm, id, cpus, persist_flags(vm));
+  }
+  if (first.role == ThreadRole::vhost) {
+    // vhost workers are the kernel's threads: no hypervisor command pins them.
+    std::vector<std::string> commands;
+    for (const auto* audited : threads) {
+      commands.push_back(fmt::format("taskset -pc {} {}", cpus.to_list(), audited->thread->tid));
+    }
+    return fmt::format("{}", fmt::join(commands, " && "));
+  }
+  return emulatorpin_fix(vm, cpus, persist_flags(vm));
+}
+
+CpuSet one_cpu(const CpuSet& candidates, const AuditedThread& thread) {
+  CpuSet one;
+  if (candidates.empty()) return one;
+  const int last = thread.thread->facts.last_cpu;
+  one.add(last >= 0 && candidates.contains(last) ? last : candidates.cpus().front());
+  return one;
+}
+
 std::string seen_on(const std::vector<const AuditedThread*>& threads, const CpuSet& cpus) {
   CpuSet seen;
   for (const auto* audited : threads) {

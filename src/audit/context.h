@@ -6,6 +6,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "audit/audit.h"
@@ -41,6 +42,9 @@ class AuditContext {
   const std::vector<const AuditedThread*>& holders(int cpu) const;
   // CPUs held by a vCPU pinned 1:1, of VMs other than `vm` (nullptr: of every VM).
   CpuSet held_cpus(const Vm* except) const;
+  // CPUs held by a vCPU of `vm` pinned 1:1 and by no other VM's: where its other threads may go
+  // when no CPU is free, taking time from its own guest only.
+  CpuSet own_held_cpus(const Vm& vm) const { return held_cpus(nullptr) - held_cpus(&vm); }
   // Online CPUs that no pinned thread (vCPU, emulator, I/O) other than `except` may use: where
   // a vCPU can be moved to without landing on someone else's CPU.
   CpuSet free_cpus(const AuditedThread* except = nullptr) const;
@@ -71,6 +75,18 @@ std::string vm_argument(const Vm& vm);
 std::string persist_flags(const Vm& vm);
 // `vcpumap vcpupin VM N CPUS …` for one vCPU, or a shell loop for several given the same CPUs.
 std::string vcpupin_fix(const Vm& vm, const std::vector<int>& vcpus, const CpuSet& cpus);
+// `vcpumap emulatorpin VM CPUS` with `flags` (" --live", persist_flags()).
+std::string emulatorpin_fix(const Vm& vm, const CpuSet& cpus, std::string_view flags);
+// `vcpumap iothreadpin VM ID CPUS` with `flags`; `id` is libvirt's number or QEMU's object id.
+std::string iothreadpin_fix(const Vm& vm, std::string_view id, const CpuSet& cpus,
+                            std::string_view flags);
+// The command that pins threads of one VM and one group (its vCPUs, its emulator threads, one I/O
+// thread, vhost workers) to `cpus`; "" when `cpus` or `threads` is empty.
+std::string pin_group_fix(const Vm& vm, const std::vector<const AuditedThread*>& threads,
+                          const CpuSet& cpus);
+// One CPU of `candidates`: the thread's last CPU when it is one (moving it least), else the
+// first; empty when `candidates` is.
+CpuSet one_cpu(const CpuSet& candidates, const AuditedThread& thread);
 // " (seen running on CPU N during the audit)" when a thread ran on one of `cpus`, else "".
 std::string seen_on(const std::vector<const AuditedThread*>& threads, const CpuSet& cpus);
 

@@ -1,6 +1,8 @@
 #include "audit/observe.h"
 
 #include <set>
+
+#include "collect/discovery.h"
 #include "collect/sampler.h"
 #include "collect/sampling_loop.h"
 
@@ -130,7 +132,12 @@ void watch(AuditInput& input, const GatherOptions& options) {
   (void)end;  // a sample that fails ends the watch early; `watched` says how long it was
   input.facts.watched =
       std::chrono::duration_cast<std::chrono::milliseconds>(SteadyClock::now() - start);
-  if (!options.watcher) return;
+  if (!options.watcher) {
+    // The Proxmox configs as they are at the end, as the pinning the watch ends with is judged.
+    proxmox::ConfigFiles configs(options.snapshot.root);
+    for (auto& vm : input.snapshot.vms) refresh_platform(vm, configs);
+    return;
+  }
   auto later = look(options);
   if (!later) return;  // the first look stands
   keep_watched(later->facts, input.facts);

@@ -90,13 +90,23 @@ void drift_vcpus(const AuditContext& context, const Vm& vm, std::vector<Finding>
       // nova's dedicated policy gives each vCPU a host CPU of its own.
       auto target = vcpu->enforced & context.free_cpus(vcpu);
       if (target.empty()) target = context.free_cpus(vcpu);
-      CpuSet one;
-      if (!target.empty()) one.add(target.cpus().front());
+      std::string shared;
+      if (target.empty()) {
+        // No CPU is free: one no other vCPU holds alone, of its own set first, still ends its
+        // roaming over several CPUs.
+        const auto unheld = context.online() - context.held_cpus(nullptr);
+        target = (vcpu->enforced & unheld).empty() ? unheld : vcpu->enforced & unheld;
+        shared = target.empty() ? "; no fix can be given: every host CPU is held by another vCPU "
+                                  "pinned to it alone"
+                                : "; no host CPU is free of other pinned threads, so the fix "
+                                  "gives it one it shares with them until one is freed";
+      }
+      const auto one = one_cpu(target, *vcpu);
       auto finding = make_finding("pin-drift", Severity::error, {&vm}, {vcpu}, vcpu->enforced);
       finding.message = fmt::format(
           "nova's hw:cpu_policy=dedicated promises {} a host CPU of its own, but it may run on {}, "
-          "so the guest gets shared CPUs it was sold as dedicated",
-          describe(*vcpu), cpus_phrase(vcpu->enforced));
+          "so the guest gets shared CPUs it was sold as dedicated{}",
+          describe(*vcpu), cpus_phrase(vcpu->enforced), shared);
       finding.fix = vcpupin_fix(vm, {index}, one);
       findings.push_back(std::move(finding));
     }
@@ -112,9 +122,7 @@ void drift_helpers(const AuditContext& context, const Vm& vm, std::vector<Findin
       if (is_emulator_role(audited->thread->role)) emulator.push_back(audited);
     }
     drift_group(context, vm, emulator, domain.emulator_pin, "emulator",
-                fmt::format("vcpumap emulatorpin {} {} --live", vm_argument(vm),
-                            (domain.emulator_pin & context.online()).to_list()),
-                findings);
+                emulatorpin_fix(vm, domain.emulator_pin & context.online(), " --live"), findings);
   }
   for (const auto& [id, cpus] : domain.iothreads) {
     std::vector<const AuditedThread*> matching;
@@ -123,10 +131,15 @@ void drift_helpers(const AuditContext& context, const Vm& vm, std::vector<Findin
       if (audited->thread->iothread == fmt::format("iothread{}", id)) matching.push_back(audited);
     }
     drift_group(context, vm, matching, cpus, "I/O",
-                fmt::format("vcpumap iothreadpin {} {} {} --live", vm_argument(vm), id,
-                            (cpus & context.online()).to_list()),
+                iothreadpin_fix(vm, std::to_string(id), cpus & context.online(), " --live"),
                 findings);
   }
+}
+
+// Proxmox's own way of applying `affinity:` to a running VM, as qemu-server does at its start.
+std::string proxmox_affinity_fix(const AuditContext& context, const Vm& vm) {
+  return fmt::format("taskset --cpu-list --all-tasks --pid {} {}",
+                     (*vm.proxmox->config->affinity & context.online()).to_list(), vm.pid);
 }
 
 // Proxmox VE's `affinity:` (PVE >= 7.3) is applied with `taskset --all-tasks` when the VM starts:
@@ -141,11 +154,49 @@ void drift_proxmox(const AuditContext& context, const Vm& vm, std::vector<Findin
       threads.push_back(&audited);
     }
   }
-  drift_group(context, vm, threads, affinity, "VM",
-              fmt::format("taskset --cpu-list --all-tasks --pid {} {}",
-                          (affinity & context.online()).to_list(), vm.pid),
-              findings, fmt::format("Proxmox's affinity in {}.conf gives the VM", vm.proxmox->vmid),
-              true);
+  drift_group(context, vm, threads, affinity, "VM", proxmox_affinity_fix(context, vm), findings,
+              fmt::format("Proxmox's affinity in {}.conf gives the VM", vm.proxmox->vmid), true);
+}
+
+// The pinning to re-apply to a thread seen outside its affinity, and what it is: the configured
+// one (libvirt's pins, Proxmox's affinity), else the affinity it has now, the last one set (for
+// one thread: other emulator threads were not seen moving).
+std::pair<std::string, std::string> restore_fix(const AuditContext& context,
+                                                const AuditedThread& audited) {
+  const auto& vm = *audited.vm;
+  const auto& thread = *audited.thread;
+  if (const auto configured = context.configured_vcpu(vm, thread.vcpu);
+      thread.role == ThreadRole::vcpu && configured && context.is_pinned(*configured)) {
+    const auto cpus = *configured & context.online();
+    return {vcpupin_fix(vm, {thread.vcpu}, cpus),
+            fmt::format("libvirt's configured pinning, {}", cpus_phrase(cpus))};
+  }
+  if (vm.libvirt && is_emulator_role(thread.role) && context.is_pinned(vm.libvirt->emulator_pin)) {
+    const auto cpus = vm.libvirt->emulator_pin & context.online();
+    return {emulatorpin_fix(vm, cpus, " --live"),
+            fmt::format("libvirt's configured emulatorpin, {}", cpus_phrase(cpus))};
+  }
+  if (vm.libvirt && thread.role == ThreadRole::iothread) {
+    for (const auto& [id, cpus] : vm.libvirt->iothreads) {
+      if (thread.iothread == fmt::format("iothread{}", id) && context.is_pinned(cpus)) {
+        return {iothreadpin_fix(vm, std::to_string(id), cpus & context.online(), " --live"),
+                fmt::format("libvirt's configured iothreadpin, {}", cpus_phrase(cpus))};
+      }
+    }
+  }
+  if (vm.proxmox && vm.proxmox->config && vm.proxmox->config->affinity &&
+      thread.role != ThreadRole::vhost) {
+    return {proxmox_affinity_fix(context, vm),
+            fmt::format("Proxmox's affinity in {}.conf to every thread of the VM, as Proxmox does",
+                        vm.proxmox->vmid)};
+  }
+  const auto cpus = thread.facts.affinity & context.online();
+  if (cpus.empty()) return {};
+  auto fix = thread.role == ThreadRole::vcpu
+                 ? vcpupin_fix(vm, {thread.vcpu}, cpus)
+                 : fmt::format("taskset -pc {} {}", cpus.to_list(), thread.tid);
+  return {std::move(fix),
+          fmt::format("the affinity it has now ({}), the last one set", cpus.to_list())};
 }
 
 }  // namespace
@@ -162,11 +213,17 @@ void check_pin_drift(const AuditContext& context, std::vector<Finding>& findings
     if (audited.observed == nullptr || audited.observed->ran_outside.empty()) continue;
     auto finding = make_finding("pin-drift", Severity::error, {audited.vm}, {&audited},
                                 audited.observed->ran_outside);
+    const auto [fix, pinning] = restore_fix(context, audited);
     finding.message = fmt::format(
         "{} was seen running on {} outside its affinity {}, so its pinning changed during the "
-        "audit and whatever changed it may do so again",
+        "audit (a re-pin, or a change of its cgroup's cpuset) and whatever changed it may do so "
+        "again; {}",
         describe(audited), cpus_phrase(audited.observed->ran_outside),
-        audited.thread->facts.affinity.to_list());
+        audited.thread->facts.affinity.to_list(),
+        fix.empty()
+            ? "no fix can be given: its affinity could not be read"
+            : fmt::format("the fix re-applies {}; if this returns, find what re-pins it", pinning));
+    finding.fix = fix;
     findings.push_back(std::move(finding));
   }
 }
@@ -193,8 +250,23 @@ void check_offline_or_housekeeping(const AuditContext& context, std::vector<Find
       if (!dead.empty()) {
         const auto alive = pinned_to & context.online();
         auto target = alive;
-        if (target.empty() && !context.free_cpus(vcpu).empty()) {
-          target.add(context.free_cpus(vcpu).cpus().front());
+        std::string shared;
+        if (target.empty()) {
+          // Another online CPU: a free one, else one no vCPU holds alone, else any (sharing a
+          // CPU beats a pin the kernel ignores).
+          const auto unheld = context.online() - context.held_cpus(nullptr);
+          for (const auto& candidates : {context.free_cpus(vcpu), unheld, context.online()}) {
+            if (!candidates.empty()) {
+              target = one_cpu(candidates, *vcpu);
+              break;
+            }
+          }
+          if (!target.empty() && (target & context.free_cpus(vcpu)).empty()) {
+            shared = fmt::format(
+                "; no online CPU is free of other pinned threads, so the fix gives it {}, which "
+                "it shares with them until one is freed",
+                cpus_phrase(target));
+          }
         }
         auto finding =
             make_finding("offline-or-housekeeping-cpu", Severity::error, {vm}, {vcpu}, dead);
@@ -208,6 +280,7 @@ void check_offline_or_housekeeping(const AuditContext& context, std::vector<Find
                       "{} is pinned to offline {} as well as {}, so it has fewer CPUs "
                       "than configured and gains one back if the CPU returns",
                       describe(*vcpu), cpus_phrase(dead), alive.to_list());
+        finding.message += shared;
         finding.fix = vcpupin_fix(*vm, {index}, target);
         findings.push_back(std::move(finding));
         continue;
@@ -216,17 +289,25 @@ void check_offline_or_housekeeping(const AuditContext& context, std::vector<Find
       const auto housekeeping = vcpu->enforced - isolated;
       if (housekeeping.empty()) continue;
       auto target = isolated & context.free_cpus(vcpu);
-      if (vcpu->one_to_one && !target.empty()) {
-        CpuSet one;
-        one.add(target.cpus().front());
-        target = one;
+      std::string shared;
+      if (target.empty()) {
+        // No isolated CPU is free: drop the housekeeping CPUs from its set, else share an
+        // isolated CPU no vCPU holds alone.
+        target = vcpu->enforced & isolated;
+        if (target.empty()) target = isolated - context.held_cpus(nullptr);
+        shared = target.empty()
+                     ? "; no fix can be given: every isolated CPU is held by a vCPU pinned to it "
+                       "alone, so isolate more CPUs (isolcpus=, nohz_full=) or move a VM"
+                     : "; no isolated CPU is free of other pinned threads, so the fix keeps it on "
+                       "isolated CPUs it shares with them";
       }
+      if (vcpu->one_to_one) target = one_cpu(target, *vcpu);
       auto finding = make_finding("offline-or-housekeeping-cpu", Severity::warning, {vm}, {vcpu},
                                   housekeeping);
       finding.message = fmt::format(
           "{} is pinned to {}, outside the host's isolated CPUs {}, so kernel housekeeping "
-          "(timers, RCU, interrupts) keeps interrupting it",
-          describe(*vcpu), cpus_phrase(housekeeping), isolated.to_list());
+          "(timers, RCU, interrupts) keeps interrupting it{}",
+          describe(*vcpu), cpus_phrase(housekeeping), isolated.to_list(), shared);
       finding.fix = vcpupin_fix(*vm, {index}, target);
       findings.push_back(std::move(finding));
     }
@@ -271,6 +352,7 @@ void check_numa_split(const AuditContext& context, std::vector<Finding>& finding
         if (node_of(cpu) == home) home_free.add(cpu);
       }
       std::string fix;
+      std::string shared;
       if (static_cast<int>(movers.size()) <= home_free.count()) {
         const auto targets = home_free.cpus();
         for (std::size_t i = 0; i < movers.size(); ++i) {
@@ -279,6 +361,22 @@ void check_numa_split(const AuditContext& context, std::vector<Finding>& finding
           one.add(targets[i]);
           fix += vcpupin_fix(*vm, {movers[i]}, one);
         }
+      } else {
+        // Too few free CPUs on the home node for one each: together on its CPUs that no vCPU
+        // holds alone still keeps the guest's memory local.
+        CpuSet home_unheld;
+        for (int cpu : (context.online() - context.held_cpus(nullptr)).cpus()) {
+          if (node_of(cpu) == home) home_unheld.add(cpu);
+        }
+        fix = vcpupin_fix(*vm, movers, home_unheld);
+        shared = fix.empty() ? fmt::format(
+                                   "; no fix can be given: every CPU of node {} is held by a vCPU "
+                                   "pinned to it alone",
+                                   home)
+                             : fmt::format(
+                                   "; node {} has too few free CPUs for one each, so the fix "
+                                   "lets them share {} there",
+                                   home, cpus_phrase(home_unheld));
       }
       auto finding = make_finding("numa-split", Severity::warning, {vm}, vcpus, cpus);
       std::vector<std::string> parts;
@@ -287,8 +385,8 @@ void check_numa_split(const AuditContext& context, std::vector<Finding>& finding
       }
       finding.message = fmt::format(
           "the vCPUs of {} are pinned across NUMA nodes ({} vCPUs), so the guest, which sees one "
-          "node, pays remote-memory latency it cannot schedule around",
-          vm->display_name(), fmt::join(parts, ", "));
+          "node, pays remote-memory latency it cannot schedule around{}",
+          vm->display_name(), fmt::join(parts, ", "), shared);
       finding.fix = fix;
       findings.push_back(std::move(finding));
       continue;

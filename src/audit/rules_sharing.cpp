@@ -129,6 +129,7 @@ void report_shared(const AuditContext& context, const SharedGroup& group,
   }
   auto finding =
       make_finding("shared-pcpu", group.severity, fix_first(mover, vms), group.threads, group.cpus);
+  if (fix.empty()) message += "; no fix can be given: this host has no other online CPU";
   finding.message = std::move(message);
   finding.fix = std::move(fix);
   findings.push_back(std::move(finding));
@@ -191,6 +192,11 @@ void proxmox_emulator_finding(const AuditContext& context, const Vm& vm,
       "the vCPUs and the emulator apart (again after each start)",
       vm.display_name(), fmt::join(tids, ", "), cpus_phrase(overlap), config.affinity_text,
       vm.proxmox->vmid, seen_on(emulator, overlap));
+  if (commands.empty()) {
+    finding.message +=
+        "; no fix can be given: every host CPU is either one of the vCPUs' or held by another VM's "
+        "vCPU, so free a CPU (or give the VM a vCPU fewer) to give the emulator threads one";
+  }
   finding.fix = fmt::format("{}", fmt::join(commands, " && "));
   findings.push_back(std::move(finding));
 }
@@ -278,6 +284,30 @@ void check_smt_sibling_shared(const AuditContext& context, std::vector<Finding>&
         "caches and each VM slows the other",
         list_threads(members), cpus.to_list());
     finding.fix = spread_fix(*mover, moving, target);
+    if (finding.fix.empty()) {
+      // No whole core is free: a CPU of another core is still better than this one's sibling,
+      // first one no pinned thread may use, else one no vCPU holds alone (overlapping a pinned
+      // set is a smaller sharing than an SMT sibling that runs all the time).
+      const auto elsewhere = context.online() - core;
+      const auto free_elsewhere = free & elsewhere;
+      const auto unheld = elsewhere - context.held_cpus(nullptr);
+      finding.fix = spread_fix(*mover, moving, free_elsewhere);
+      if (!finding.fix.empty()) {
+        finding.message += fmt::format(
+            "; no whole core is free, so the fix moves {} to {} of other cores, whose SMT "
+            "siblings may still be busy",
+            mover->display_name(), cpus_phrase(free_elsewhere));
+      } else if (!(finding.fix = spread_fix(*mover, moving, unheld)).empty()) {
+        finding.message += fmt::format(
+            "; no CPU of another core is free, so the fix moves {} to {}, which other pinned "
+            "vCPUs may also use: a lesser sharing than a sibling",
+            mover->display_name(), cpus_phrase(unheld));
+      } else {
+        finding.message +=
+            "; no fix can be given: every CPU of the other cores is held by a vCPU pinned to it "
+            "alone, so moving one there would share a whole CPU; free a CPU first";
+      }
+    }
     findings.push_back(std::move(finding));
   }
 }
@@ -288,7 +318,12 @@ void check_emulator_on_vcpu_cpu(const AuditContext& context, std::vector<Finding
   }
   const auto held = context.held_cpus(nullptr);
   if (held.empty()) return;
-  const auto target = context.online() - held;
+  // With isolated CPUs, the housekeeping CPUs are where emulator and I/O threads belong.
+  auto target = context.online() - held;
+  if (const auto housekeeping = target - context.topology().isolated;
+      !context.topology().isolated.empty() && !housekeeping.empty()) {
+    target = housekeeping;
+  }
   for (const auto& vm : context.input().snapshot.vms) {
     if (vm.pid <= 0) continue;
     // Emulator threads go together (virsh emulatorpin moves them all), I/O threads one by one.
@@ -338,21 +373,26 @@ void check_emulator_on_vcpu_cpu(const AuditContext& context, std::vector<Finding
             fmt::format(", which nova's hw:emulator_threads_policy={} rules out", policy);
       }
       if (!target.empty()) {
-        const auto& first = *threads.front()->thread;
-        if (key == "emulator") {
-          finding.fix = fmt::format("vcpumap emulatorpin {} {}{}", vm_argument(vm),
-                                    target.to_list(), persist_flags(vm));
-        } else if (key == "vhost") {
-          std::vector<std::string> commands;
-          for (int tid : tids)
-            commands.push_back(fmt::format("taskset -pc {} {}", target.to_list(), tid));
-          finding.fix = fmt::format("{}", fmt::join(commands, " && "));
+        finding.fix = pin_group_fix(vm, threads, target);
+      } else {
+        // Every CPU is held by a vCPU pinned to it alone: the least harm is to keep the
+        // threads on this VM's own vCPUs' CPUs, so only its own guest pays for its devices.
+        CpuSet enforced;
+        for (const auto* audited : threads) enforced = enforced | audited->enforced;
+        const auto own = context.own_held_cpus(vm);
+        if (!own.empty() && !enforced.is_subset_of(own)) {
+          finding.fix = pin_group_fix(vm, threads, own);
+          finding.message += fmt::format(
+              "; no host CPU is free of a vCPU pinned to it alone, so the fix keeps them on {} of "
+              "this VM's own vCPUs, which then pay for its devices alone, until a CPU is freed",
+              cpus_phrase(own));
         } else {
-          // libvirt's I/O thread N is the QEMU object "iothreadN"; iothreadpin takes N.
-          std::string id = first.iothread;
-          if (vm.libvirt && id.starts_with("iothread") && id.size() > 8) id = id.substr(8);
-          finding.fix = fmt::format("vcpumap iothreadpin {} {} {}{}", vm_argument(vm), id,
-                                    target.to_list(), persist_flags(vm));
+          finding.message +=
+              own.empty() ? "; no fix can be given: every host CPU is held by another VM's vCPU "
+                            "pinned to it alone, so free one (unpin or move a vCPU) to give them"
+                          : "; no better pinning can be given: they already stay on this VM's "
+                            "own vCPUs' CPUs and every other host CPU is held by a vCPU pinned "
+                            "to it alone, so free one to give them a CPU of their own";
         }
       }
       findings.push_back(std::move(finding));
@@ -396,7 +436,34 @@ void check_floating_vcpu(const AuditContext& context, std::vector<Finding>& find
         "given as their own{}",
         fmt::join(names, ", "), vm.display_name(), cpus_phrase(overlap), list_threads(holders),
         seen_on(floating, overlap));
-    finding.fix = vcpupin_fix(vm, indices, target);
+    if (!target.empty()) {
+      finding.fix = vcpupin_fix(vm, indices, target);
+    } else if (const auto own = context.own_held_cpus(vm); !own.empty()) {
+      // Every CPU is someone's: this VM's own dedicated CPUs are the ones it may take from.
+      finding.fix = vcpupin_fix(vm, indices, own);
+      finding.message += fmt::format(
+          "; no host CPU is free of a vCPU pinned to it alone, so the fix confines it to {}, held "
+          "by this VM's own vCPUs, which then share with it instead of other VMs",
+          cpus_phrase(own));
+    } else {
+      // Nothing of its own either: any placement takes from another VM. Two CPUs, where it ran
+      // last first, narrow it to two vCPUs' CPUs (a shared-pcpu warning) instead of every VM's;
+      // one CPU would make two VMs each pinned to it alone, an error.
+      auto narrowed = one_cpu(overlap, *floating.front());
+      if (const auto rest = overlap - narrowed; !rest.empty()) narrowed.add(rest.cpus().front());
+      if (narrowed.count() == 2 && context.is_pinned(narrowed)) {
+        finding.fix = vcpupin_fix(vm, indices, narrowed);
+        finding.message += fmt::format(
+            "; every host CPU is held by another VM's vCPU pinned to it alone, so the fix "
+            "confines it to {} (where it ran last first): it then takes time from those vCPUs "
+            "only, not every VM's, until a CPU is freed for it",
+            cpus_phrase(narrowed));
+      } else {
+        finding.message +=
+            "; no fix can be given: every host CPU is held by another VM's vCPU pinned to it "
+            "alone and this host has too few CPUs to narrow it, so free a CPU for it";
+      }
+    }
     findings.push_back(std::move(finding));
   }
 }

@@ -40,20 +40,38 @@ bool assign_by_tid(Vm& vm, const std::map<int, int>& vcpu_tids,
   return true;
 }
 
+// The note of a Proxmox VM whose config can't be used starts so; a reload replaces it.
+std::string proxmox_note_prefix(const Vm& vm) {
+  return fmt::format("{} (Proxmox VMID {}): ", printable(vm.display_name()), vm.proxmox->vmid);
+}
+
+std::string proxmox_note(const Vm& vm, const Error& error) {
+  return fmt::format("{}{}; its configured CPUs are unknown", proxmox_note_prefix(vm),
+                     error.message);
+}
+
+void set_proxmox_config(Vm& vm, const Result<ProxmoxConfig>& config) {
+  const auto prefix = proxmox_note_prefix(vm);
+  std::erase_if(vm.notes, [&](const std::string& note) { return note.starts_with(prefix); });
+  if (config) {
+    vm.proxmox->config = *config;
+  } else {
+    vm.proxmox->config.reset();
+    vm.notes.push_back(proxmox_note(vm, config.error()));
+  }
+}
+
 // What the platform that runs a VM says about it: Proxmox VE's config for its VMID, KubeVirt's
 // namespace and name from a QEMU in a pod. Remarks on a config that can't be used go to its notes.
-void add_platform(Vm& vm, const VmIdentity& identity, const SnapshotOptions& options) {
+void add_platform(Vm& vm, const VmIdentity& identity, const SnapshotOptions& options,
+                  proxmox::ConfigFiles* configs) {
   if (identity.proxmox_vmid > 0) {
-    ProxmoxVm proxmox;
-    proxmox.vmid = identity.proxmox_vmid;
-    if (auto config = proxmox::read_qemu_server_config(options.root, proxmox.vmid)) {
-      proxmox.config = std::move(*config);
+    vm.proxmox = ProxmoxVm{identity.proxmox_vmid, std::nullopt};
+    if (configs != nullptr) {
+      set_proxmox_config(vm, configs->get(vm.proxmox->vmid));
     } else {
-      vm.notes.push_back(fmt::format("{} (Proxmox VMID {}): {}; its configured CPUs are unknown",
-                                     printable(vm.display_name()), proxmox.vmid,
-                                     config.error().message));
+      set_proxmox_config(vm, proxmox::read_qemu_server_config(options.root, vm.proxmox->vmid));
     }
-    vm.proxmox = std::move(proxmox);
   }
   if (vm.hypervisor != Hypervisor::qemu) return;
   // virt-launcher names the domain NAMESPACE_NAME; only a QEMU in a pod is KubeVirt's.
@@ -94,6 +112,18 @@ void assign_vcpus(Vm& vm, const SnapshotOptions& options,
 
 }  // namespace
 
+void refresh_platform(Vm& vm, proxmox::ConfigFiles& configs) {
+  if (!vm.proxmox) return;
+  const auto& config = configs.get(vm.proxmox->vmid);
+  // Unchanged (the usual case): nothing is copied.
+  const bool same =
+      config ? vm.proxmox->config == *config
+             : !vm.proxmox->config && std::find(vm.notes.begin(), vm.notes.end(),
+                                                proxmox_note(vm, config.error())) != vm.notes.end();
+  if (same) return;
+  set_proxmox_config(vm, config);
+}
+
 VmThread make_vm_thread(ThreadReading&& reading, const Vm& vm) {
   VmThread thread;
   thread.tid = reading.tid;
@@ -122,7 +152,8 @@ void sort_threads(std::vector<VmThread>& threads) {
 }
 
 Result<std::vector<FoundVm>> find_vms(ThreadSource& source, const SnapshotOptions& options,
-                                      const std::set<int>& known, std::vector<std::string>& notes) {
+                                      const std::set<int>& known, std::vector<std::string>& notes,
+                                      proxmox::ConfigFiles* configs) {
   std::vector<std::map<int, int>> qmp_answers;
   for (const auto& socket : options.qmp_sockets) {
     auto answer = qmp::query_vcpu_threads(socket);
@@ -156,7 +187,7 @@ Result<std::vector<FoundVm>> find_vms(ThreadSource& source, const SnapshotOption
     vm.vm.name = identity->name;
     vm.vm.uuid = identity->uuid;
     vm.vm.hypervisor = identity->hypervisor;
-    add_platform(vm.vm, *identity, options);
+    add_platform(vm.vm, *identity, options, configs);
     found.push_back(std::move(vm));
   }
 

@@ -88,11 +88,15 @@ std::optional<double> cpu_util_pct(std::uint64_t busy_before, std::uint64_t tota
 // ---- the I/O side ----
 
 struct Sampler::State {
-  explicit State(SamplerOptions opts) : options(std::move(opts)), host(options.snapshot.root) {}
+  explicit State(SamplerOptions opts)
+      : options(std::move(opts)),
+        host(options.snapshot.root),
+        proxmox_configs(options.snapshot.root) {}
 
   SamplerOptions options;
   std::unique_ptr<ThreadSource> source;
   procfs::HostCpuFiles host;
+  proxmox::ConfigFiles proxmox_configs;  // a stat per Proxmox VM per sample: edits are seen
   Sample sample;
   std::vector<std::vector<int>> vhost_pids;  // pairs with sample.snapshot.vms
   std::vector<procfs::CpuTimes> cpu_times;
@@ -128,7 +132,7 @@ Status Sampler::State::first_sample() {
   source = std::move(*opened);
   auto notes = std::move(sample.snapshot.notes);
   std::map<int, std::vector<int>> vhost;
-  auto snapshot = take_snapshot(options.snapshot, *source, &vhost);
+  auto snapshot = take_snapshot(options.snapshot, *source, &vhost, &proxmox_configs);
   if (!snapshot) return snapshot.error();
   auto vms = std::move(snapshot->vms);
   snapshot->vms.clear();
@@ -226,6 +230,7 @@ Status Sampler::State::refresh(std::int64_t interval_ns) {
     std::vector<VmThread>().swap(threads[i]);
     std::vector<ThreadRates>().swap(rates[i]);
     vms[i].threads = std::move(sorted);
+    refresh_platform(vms[i], proxmox_configs);
     kept.push_back(std::move(vms[i]));
     kept_rates.push_back(std::move(sorted_rates));
     kept_vhost.push_back(std::move(vhost_pids[i]));
@@ -239,7 +244,7 @@ Status Sampler::State::refresh(std::int64_t interval_ns) {
 void Sampler::State::discover() {
   std::set<int> known;
   for (const auto& vm : sample.snapshot.vms) known.insert(vm.pid);
-  auto found = find_vms(*source, options.snapshot, known, sample.snapshot.notes);
+  auto found = find_vms(*source, options.snapshot, known, sample.snapshot.notes, &proxmox_configs);
   if (!found) {
     sample.snapshot.notes.push_back(
         fmt::format("looking for new VMs failed: {}", found.error().message));

@@ -47,7 +47,8 @@ Result<Snapshot> take_snapshot(const SnapshotOptions& options) {
 }
 
 Result<Snapshot> take_snapshot(const SnapshotOptions& options, ThreadSource& source,
-                               std::map<int, std::vector<int>>* vhost_pids) {
+                               std::map<int, std::vector<int>>* vhost_pids,
+                               proxmox::ConfigFiles* proxmox_configs) {
   Snapshot snapshot;
   snapshot.monotonic = std::chrono::steady_clock::now();
   snapshot.wall = std::chrono::system_clock::now();
@@ -66,7 +67,7 @@ Result<Snapshot> take_snapshot(const SnapshotOptions& options, ThreadSource& sou
     if (!topology) return topology.error();
     snapshot.topology = std::move(*topology);
   }
-  auto found = find_vms(source, options, {}, snapshot.notes);
+  auto found = find_vms(source, options, {}, snapshot.notes, proxmox_configs);
   if (!found) return found.error();
   for (auto& [vm, vhost] : *found) {
     if (vhost_pids != nullptr && !vhost.empty()) (*vhost_pids)[vm.pid] = std::move(vhost);

@@ -10,6 +10,7 @@
 
 #include "core/model.h"
 #include "sources/libvirt/watcher.h"
+#include "sources/platform/proxmox.h"
 #include "sources/thread_source.h"
 #include "util/result.h"
 
@@ -54,9 +55,11 @@ Result<std::unique_ptr<ThreadSource>> open_thread_source(
 // Reads topology and every VM on the host.
 Result<Snapshot> take_snapshot(const SnapshotOptions& options);
 // The same from a source already open (the sampler's first sample); `vhost_pids`, when given,
-// gets, by VM pid, the pids of the kernel threads outside each VM that serve it.
+// gets, by VM pid, the pids of the kernel threads outside each VM that serve it; Proxmox configs
+// are read through `proxmox_configs` when given.
 Result<Snapshot> take_snapshot(const SnapshotOptions& options, ThreadSource& source,
-                               std::map<int, std::vector<int>>* vhost_pids = nullptr);
+                               std::map<int, std::vector<int>>* vhost_pids = nullptr,
+                               proxmox::ConfigFiles* proxmox_configs = nullptr);
 
 // Adds what libvirt knows (ids, states, configured pinning, nova metadata, inactive domains) to
 // the VMs found in /proc, asking it with bounded calls. When libvirt can't be reached or does not

@@ -159,6 +159,8 @@ struct ProxmoxConfig {
   std::optional<int> cpuunits;
   std::optional<double> cpulimit;  // host CPUs' worth of time, 0 for no limit
 
+  bool operator==(const ProxmoxConfig&) const = default;
+
   // The vCPUs the VM starts with: vcpus, else cores * sockets (each defaults to 1).
   int vcpu_count() const;
 };

@@ -6,7 +6,8 @@
 # has one, else through a fixture root), removed on exit. Checks the VMID, name and affinity
 # (audit's pin-drift with the threads drifted, then re-applied, and emulator-on-vcpu-cpu),
 # `vcpuinfo 4711`, KubeVirt's namespace, name and pod UID under both layouts and NAMESPACE/NAME,
-# Firecracker's --id, and the new labels in /metrics (promtool check metrics).
+# Firecracker's --id, the new labels in /metrics (promtool check metrics), and that a running serve
+# sees an edit of 4711.conf (its affinity, in /api/v1/snapshot) without a restart.
 source "$(dirname "$0")/lib.sh"
 
 find_fake_guest
@@ -206,3 +207,24 @@ else
   say "promtool is not installed (Debian package prometheus): /metrics labels not checked"
   fail "promtool is needed to check the labels"
 fi
+
+# --- an edit of the config while serve runs ------------------------------------------------------
+
+# serve_affinity: the Proxmox VM's config affinity in serve's /api/v1/snapshot (the list document).
+serve_affinity() {
+  python3 -c '
+import json, sys, urllib.request
+d = json.load(urllib.request.urlopen(sys.argv[1] + "/api/v1/snapshot", timeout=10))
+v = next(x for x in d["vms"] if x["pid"] == int(sys.argv[2]))
+print(v["proxmox"]["affinity"] if v["proxmox"]["config"] else "no config")
+' "$EXPORTER" "$PVE_PID"
+}
+[[ -n ${EXPORTER:-} ]] || start_exporter "$TEST_TMP/serve.log" --root "$ROOT"
+assert_eq "serve: the config's affinity before the edit" "1" "$(serve_affinity)"
+sed -i 's/^affinity: 1$/affinity: 0-1/' "$ROOT/etc/pve/qemu-server/4711.conf"
+for ((i = 0; i < 100; i++)); do [[ $(serve_affinity) == 0-1 ]] && break; sleep 0.1; done
+assert_eq "serve sees the edited affinity of 4711.conf without a restart" "0-1" "$(serve_affinity)"
+sed -i 's/^affinity: 0-1$/affinity: x/' "$ROOT/etc/pve/qemu-server/4711.conf"
+for ((i = 0; i < 100; i++)); do [[ $(serve_affinity) == "no config" ]] && break; sleep 0.1; done
+assert_eq "serve: a config broken by an edit is no config (and a note), not the old one" \
+  "no config" "$(serve_affinity)"

@@ -6,6 +6,10 @@
 #include <fstream>
 
 #include <fmt/format.h>
+#include <gtest/gtest.h>
+
+#include "collect/snapshot.h"
+#include "views/audit_view.h"
 
 namespace vcpumap::testing {
 namespace {
@@ -79,6 +83,68 @@ void AuditMachine::add_qemu(int pid, const std::string& name,
     write(task + "/schedstat", fmt::format("{} 0 42\n", t.cpu_time_ns));
     write(task + "/cgroup", t.cgroup);
   }
+}
+
+// A QEMU guest: main thread with `emulator` affinity, then one vCPU per entry of `vcpus`.
+std::vector<AuditThread> guest(int pid, const std::string& emulator,
+                               const std::vector<std::string>& vcpus) {
+  std::vector<AuditThread> threads{{.tid = pid, .name = "qemu-system-x86", .affinity = emulator}};
+  for (std::size_t i = 0; i < vcpus.size(); ++i) {
+    threads.push_back({.tid = pid + 1 + static_cast<int>(i),
+                       .name = fmt::format("CPU {}/KVM", i),
+                       .affinity = vcpus[i]});
+  }
+  return threads;
+}
+
+audit::AuditInput look(const AuditMachine& machine) {
+  audit::GatherOptions options;
+  options.snapshot = options_for_root(machine.root());
+  auto input = audit::look(options);
+  EXPECT_TRUE(input.ok()) << (input.ok() ? "" : input.error().message);
+  return std::move(input.value());
+}
+
+namespace {
+
+Vm& vm_named(audit::AuditInput& input, const std::string& name) {
+  for (auto& vm : input.snapshot.vms) {
+    if (vm.name == name) return vm;
+  }
+  throw std::runtime_error("no VM " + name);
+}
+
+}  // namespace
+
+// Makes a VM a libvirt domain with this configured pinning (as virsh vcpupin shows it).
+void configure(audit::AuditInput& input, const std::string& name,
+               const std::vector<std::string>& vcpu_pins, const std::string& emulator_pin,
+               const std::string& cpu_policy, const std::string& emulator_policy) {
+  auto& vm = vm_named(input, name);
+  LibvirtDomain domain;
+  domain.name = name;
+  domain.active = true;
+  domain.pid = vm.pid;
+  domain.vcpus = static_cast<int>(vcpu_pins.size());
+  for (const auto& pin : vcpu_pins) domain.vcpu_pins.push_back(*CpuSet::parse_list(pin));
+  domain.emulator_pin = *CpuSet::parse_list(emulator_pin);
+  if (!cpu_policy.empty()) {
+    domain.nova = NovaInstance{"inst", "flavor", "project", cpu_policy, emulator_policy};
+  }
+  vm.libvirt = std::move(domain);
+}
+
+std::vector<audit::Finding> with_rule(const std::vector<audit::Finding>& findings,
+                                      const std::string& rule) {
+  std::vector<audit::Finding> kept;
+  for (const auto& finding : findings) {
+    if (finding.rule == rule) kept.push_back(finding);
+  }
+  return kept;
+}
+
+std::string all_text(const std::vector<audit::Finding>& findings) {
+  return views::render_audit(findings, 2, std::chrono::milliseconds(0));
 }
 
 }  // namespace vcpumap::testing

@@ -8,7 +8,20 @@
 #include <string_view>
 #include <vector>
 
+#include "audit/audit.h"
+
 namespace vcpumap::testing {
+
+// Shared topology captures the audit tests run on.
+constexpr const char* kTwoSocketNuma = "32intel64-2p8co2t+8ve";  // nodes 0-7,16-23 / 8-15,24-31
+constexpr const char* kOfflines = "16em64t-4s2c2t-offlines";     // CPUs 2, 5, 13, 14 offline
+
+// Skips a test that needs the shared captures where they are absent.
+#define SKIP_WITHOUT_SHARED()                                                                     \
+  if (!::vcpumap::testing::AuditMachine::shared_captures_present()) {                             \
+    GTEST_SKIP() << "../shared/fixtures/topology is absent: audit tests on real topologies need " \
+                    "../shared";                                                                  \
+  }
 
 // One thread of a fake VM process.
 struct AuditThread {
@@ -44,5 +57,20 @@ class AuditMachine {
   std::filesystem::path temp_;
   std::filesystem::path root_;
 };
+
+// A QEMU guest: main thread with `emulator` affinity, then one vCPU per entry of `vcpus`.
+std::vector<AuditThread> guest(int pid, const std::string& emulator,
+                               const std::vector<std::string>& vcpus);
+// The audit's first look at a fixture root (a test failure when it fails).
+audit::AuditInput look(const AuditMachine& machine);
+// Makes a VM a libvirt domain with this configured pinning (as virsh vcpupin shows it).
+void configure(audit::AuditInput& input, const std::string& name,
+               const std::vector<std::string>& vcpu_pins, const std::string& emulator_pin,
+               const std::string& cpu_policy = "", const std::string& emulator_policy = "");
+// The findings of one rule.
+std::vector<audit::Finding> with_rule(const std::vector<audit::Finding>& findings,
+                                      const std::string& rule);
+// The findings as `vcpumap audit` prints them, for failure messages.
+std::string all_text(const std::vector<audit::Finding>& findings);
 
 }  // namespace vcpumap::testing

@@ -4,6 +4,9 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <map>
+#include <regex>
+
 #include "audit/audit.h"
 #include "audit_fixture.h"
 #include "views/audit_view.h"
@@ -12,75 +15,15 @@
 namespace vcpumap {
 namespace {
 
+using testing::all_text;
 using testing::AuditMachine;
 using testing::AuditThread;
-
-constexpr const char* kTwoSocketNuma = "32intel64-2p8co2t+8ve";  // nodes 0-7,16-23 / 8-15,24-31
-constexpr const char* kOfflines = "16em64t-4s2c2t-offlines";     // CPUs 2, 5, 13, 14 offline
-
-#define SKIP_WITHOUT_SHARED()                                                                     \
-  if (!AuditMachine::shared_captures_present()) {                                                 \
-    GTEST_SKIP() << "../shared/fixtures/topology is absent: audit tests on real topologies need " \
-                    "../shared";                                                                  \
-  }
-
-// A QEMU guest: main thread with `emulator` affinity, then one vCPU per entry of `vcpus`.
-std::vector<AuditThread> guest(int pid, const std::string& emulator,
-                               const std::vector<std::string>& vcpus) {
-  std::vector<AuditThread> threads{{.tid = pid, .name = "qemu-system-x86", .affinity = emulator}};
-  for (std::size_t i = 0; i < vcpus.size(); ++i) {
-    threads.push_back({.tid = pid + 1 + static_cast<int>(i),
-                       .name = fmt::format("CPU {}/KVM", i),
-                       .affinity = vcpus[i]});
-  }
-  return threads;
-}
-
-audit::AuditInput look(const AuditMachine& machine) {
-  audit::GatherOptions options;
-  options.snapshot = options_for_root(machine.root());
-  auto input = audit::look(options);
-  EXPECT_TRUE(input.ok()) << (input.ok() ? "" : input.error().message);
-  return std::move(input.value());
-}
-
-Vm& vm_named(audit::AuditInput& input, const std::string& name) {
-  for (auto& vm : input.snapshot.vms) {
-    if (vm.name == name) return vm;
-  }
-  throw std::runtime_error("no VM " + name);
-}
-
-// Makes a VM a libvirt domain with this configured pinning (as virsh vcpupin shows it).
-void configure(audit::AuditInput& input, const std::string& name,
-               const std::vector<std::string>& vcpu_pins, const std::string& emulator_pin,
-               const std::string& cpu_policy = "", const std::string& emulator_policy = "") {
-  auto& vm = vm_named(input, name);
-  LibvirtDomain domain;
-  domain.name = name;
-  domain.active = true;
-  domain.pid = vm.pid;
-  domain.vcpus = static_cast<int>(vcpu_pins.size());
-  for (const auto& pin : vcpu_pins) domain.vcpu_pins.push_back(*CpuSet::parse_list(pin));
-  domain.emulator_pin = *CpuSet::parse_list(emulator_pin);
-  if (!cpu_policy.empty()) {
-    domain.nova = NovaInstance{"inst", "flavor", "project", cpu_policy, emulator_policy};
-  }
-  vm.libvirt = std::move(domain);
-}
-
-std::vector<audit::Finding> with_rule(const std::vector<audit::Finding>& findings,
-                                      const std::string& rule) {
-  std::vector<audit::Finding> kept;
-  for (const auto& finding : findings) {
-    if (finding.rule == rule) kept.push_back(finding);
-  }
-  return kept;
-}
-
-std::string all_text(const std::vector<audit::Finding>& findings) {
-  return views::render_audit(findings, 2, std::chrono::milliseconds(0));
-}
+using testing::configure;
+using testing::guest;
+using testing::kOfflines;
+using testing::kTwoSocketNuma;
+using testing::look;
+using testing::with_rule;
 
 // Two well-placed guests on a 2-socket NUMA host: each vCPU alone on a core of node 0, the
 // emulator threads on a CPU no vCPU uses, memory on node 0. Nothing to say.

@@ -7,6 +7,7 @@
 
 #include "audit/audit.h"
 #include "audit_fixture.h"
+#include "collect/sampler.h"
 #include "collect/snapshot.h"
 #include "core/identify.h"
 #include "fixture_tree.h"
@@ -214,6 +215,98 @@ TEST(PlatformMetrics, LabelsNameTheVmidNamespaceAndPod) {
                                   "kubevirt_vm=\"db-vm\",pod_uid=\"{}\"",
                                   kPodUid)),
             std::string::npos);
+}
+
+// ---- a config edited while a sampler runs ----
+
+TEST(ProxmoxConfigFiles, ReadAgainOnlyWhenTheFileChanged) {
+  FixtureTree tree;
+  tree.write("etc/pve/qemu-server/4711.conf", "affinity: 1\n");
+  proxmox::ConfigFiles configs(tree.root());
+  EXPECT_EQ(configs.get(4711)->affinity->to_list(), "1");
+  EXPECT_EQ(configs.parses(), 1U);
+  EXPECT_EQ(configs.get(4711)->affinity->to_list(), "1");
+  EXPECT_EQ(configs.parses(), 1U);  // unchanged: not parsed again
+  // Same size, written within the clock's granularity: still seen (the stamp was too recent).
+  tree.write("etc/pve/qemu-server/4711.conf", "affinity: 0\n");
+  EXPECT_EQ(configs.get(4711)->affinity->to_list(), "0");
+  EXPECT_EQ(configs.parses(), 2U);
+  // Replaced (a new inode), as editors and pmxcfs do; then removed.
+  tree.write("etc/pve/qemu-server/4711.conf.tmp", "name: web01\naffinity: 0-1\n");
+  std::filesystem::rename(tree.root() / "etc/pve/qemu-server/4711.conf.tmp",
+                          tree.root() / "etc/pve/qemu-server/4711.conf");
+  EXPECT_EQ(configs.get(4711)->affinity->to_list(), "0-1");
+  std::filesystem::remove(tree.root() / "etc/pve/qemu-server/4711.conf");
+  EXPECT_NE(configs.get(4711).error().message.find("cannot read"), std::string::npos);
+  EXPECT_FALSE(configs.get(12));
+  EXPECT_EQ(configs.parses(), 3U);
+}
+
+TEST(ProxmoxConfigFiles, AnOldFileIsTrustedAndAnEditIsSeen) {
+  FixtureTree tree;
+  const auto path = tree.root() / "etc/pve/qemu-server/4711.conf";
+  tree.write("etc/pve/qemu-server/4711.conf", "affinity: 1\n");
+  const auto old = std::filesystem::file_time_type::clock::now() - std::chrono::hours(1);
+  std::filesystem::last_write_time(path, old);
+  proxmox::ConfigFiles configs(tree.root());
+  EXPECT_EQ(configs.get(4711)->affinity->to_list(), "1");
+  EXPECT_EQ(configs.get(4711)->affinity->to_list(), "1");
+  EXPECT_EQ(configs.parses(), 1U);
+  tree.write("etc/pve/qemu-server/4711.conf", "affinity: 0\n");  // a new mtime
+  EXPECT_EQ(configs.get(4711)->affinity->to_list(), "0");
+}
+
+TEST(ProxmoxConfigFiles, TheSamplerSeesAnEditAndABrokenConfig) {
+  FixtureTree tree;
+  tree.add_process(100, {"/usr/bin/kvm", "-id", "4711", "-name", "web01,debug-threads=on"},
+                   {{.tid = 100, .name = "kvm"}, {.tid = 101, .name = "CPU 0/KVM"}});
+  tree.write("etc/pve/qemu-server/4711.conf", "name: web01\naffinity: 1\n");
+  SamplerOptions options;
+  options.snapshot = options_for_root(tree.root());
+  Sampler sampler(options);
+  auto now = std::chrono::steady_clock::now();
+  auto sample = sampler.sample_at(now, std::chrono::system_clock::now());
+  ASSERT_TRUE(sample) << sample.error().message;
+  ASSERT_EQ((*sample)->snapshot.vms.size(), 1U);
+  EXPECT_EQ((*sample)->snapshot.vms[0].proxmox->config->affinity->to_list(), "1");
+  tree.write("etc/pve/qemu-server/4711.conf", "name: web01\naffinity: 0-1\n");
+  sample = sampler.sample_at(now + std::chrono::seconds(1), std::chrono::system_clock::now());
+  ASSERT_TRUE(sample);
+  EXPECT_EQ((*sample)->snapshot.vms[0].proxmox->config->affinity->to_list(), "0-1");
+  tree.write("etc/pve/qemu-server/4711.conf", "affinity: x\n");
+  sample = sampler.sample_at(now + std::chrono::seconds(2), std::chrono::system_clock::now());
+  ASSERT_TRUE(sample);
+  const auto& vm = (*sample)->snapshot.vms[0];
+  EXPECT_FALSE(vm.proxmox->config);
+  ASSERT_EQ(vm.notes.size(), 1U);
+  EXPECT_NE(vm.notes[0].find("affinity 'x'"), std::string::npos) << vm.notes[0];
+  tree.write("etc/pve/qemu-server/4711.conf", "affinity: 0\n");
+  sample = sampler.sample_at(now + std::chrono::seconds(3), std::chrono::system_clock::now());
+  ASSERT_TRUE(sample);
+  EXPECT_TRUE((*sample)->snapshot.vms[0].notes.empty());  // the note went with the fault
+  EXPECT_EQ((*sample)->snapshot.vms[0].proxmox->config->affinity->to_list(), "0");
+}
+
+// audit --watch judges the config as it is at the end of the watch.
+TEST(ProxmoxConfigFiles, AuditWatchJudgesTheConfigOfTheEnd) {
+  AuditMachine machine("");
+  machine.add_qemu(100, "web01",
+                   {{.tid = 100, .name = "kvm", .affinity = "0-1"},
+                    {.tid = 101, .name = "CPU 0/KVM", .affinity = "0-1"}});
+  machine.write("proc/100/cmdline",
+                cmdline({"kvm", "-id", "4711", "-name", "web01,debug-threads=on"}));
+  machine.write("etc/pve/qemu-server/4711.conf", "affinity: 1\n");
+  audit::GatherOptions options;
+  options.snapshot = options_for_root(machine.root());
+  options.watch = std::chrono::milliseconds(200);
+  auto input = audit::look(options);
+  ASSERT_TRUE(input) << input.error().message;
+  machine.write("etc/pve/qemu-server/4711.conf", "affinity: 0-1\n");
+  audit::watch(*input, options);
+  EXPECT_EQ(input->snapshot.vms.at(0).proxmox->config->affinity->to_list(), "0-1");
+  for (const auto& finding : audit::run_rules(*input)) {
+    EXPECT_NE(finding.rule, "pin-drift") << finding.message;  // 0-1 is what the threads have
+  }
 }
 
 // ---- audit ----

@@ -1,8 +1,10 @@
 #include "sources/platform/proxmox.h"
 
 #include <fcntl.h>
+#include <time.h>
 
 #include <charconv>
+#include <chrono>
 
 #include <fmt/format.h>
 
@@ -74,6 +76,45 @@ Status apply(ProxmoxConfig& config, std::string_view key, std::string_view value
   return Ok{};  // every other key (disks, nets, description...) says nothing about CPUs
 }
 
+std::filesystem::path config_path(const std::filesystem::path& root, int vmid) {
+  return root / "etc/pve/qemu-server" / fmt::format("{}.conf", vmid);
+}
+
+// The config a file's text gives, or what stood in the way; `text` is nullopt when unreadable.
+Result<ProxmoxConfig> config_of(const std::filesystem::path& path,
+                                const std::optional<std::string>& text) {
+  if (!text) return make_error(ExitCode::failure, "cannot read {}", path.string());
+  auto config = parse_qemu_server_config(*text);
+  if (!config) {
+    return make_error(ExitCode::bad_input, "{} {}", path.string(), config.error().message);
+  }
+  return config;
+}
+
+std::optional<FileStamp> stamp_of(const std::filesystem::path& path) {
+  struct stat status {};
+  if (::stat(path.c_str(), &status) != 0) return std::nullopt;
+  return FileStamp{status.st_dev, status.st_ino, status.st_size, status.st_mtim, status.st_ctim};
+}
+
+bool same_time(const timespec& a, const timespec& b) {
+  return a.tv_sec == b.tv_sec && a.tv_nsec == b.tv_nsec;
+}
+
+bool same_stamp(const std::optional<FileStamp>& a, const std::optional<FileStamp>& b) {
+  if (!a || !b) return !a && !b;
+  return a->device == b->device && a->inode == b->inode && a->size == b->size &&
+         same_time(a->mtime, b->mtime) && same_time(a->ctime, b->ctime);
+}
+
+// A file time this close to now may not move on the next edit: the kernel stamps files with a
+// coarse clock (a jiffy), pmxcfs (/etc/pve) in whole seconds.
+bool recent(const timespec& time) {
+  timespec now{};
+  ::clock_gettime(CLOCK_REALTIME, &now);
+  return now.tv_sec - time.tv_sec < 2;
+}
+
 }  // namespace
 
 Result<ProxmoxConfig> parse_qemu_server_config(std::string_view text) {
@@ -102,14 +143,35 @@ Result<ProxmoxConfig> parse_qemu_server_config(std::string_view text) {
 }
 
 Result<ProxmoxConfig> read_qemu_server_config(const std::filesystem::path& root, int vmid) {
-  const auto path = root / "etc/pve/qemu-server" / fmt::format("{}.conf", vmid);
-  const auto text = read_file_at(AT_FDCWD, path.c_str());
-  if (!text) return make_error(ExitCode::failure, "cannot read {}", path.string());
-  auto config = parse_qemu_server_config(*text);
-  if (!config) {
-    return make_error(ExitCode::bad_input, "{} {}", path.string(), config.error().message);
+  const auto path = config_path(root, vmid);
+  return config_of(path, read_file_at(AT_FDCWD, path.c_str()));
+}
+
+ConfigFiles::ConfigFiles(std::filesystem::path root) : root_(std::move(root)) {}
+
+const Result<ProxmoxConfig>& ConfigFiles::get(int vmid) {
+  const auto path = config_path(root_, vmid);
+  // stat before reading: an edit between the two changes the stamp, so it is read again.
+  auto stamp = stamp_of(path);
+  auto found = entries_.find(vmid);
+  if (found != entries_.end() && found->second.trusted && same_stamp(found->second.stamp, stamp)) {
+    return found->second.config;
   }
-  return config;
+  auto text = stamp ? read_file_at(AT_FDCWD, path.c_str()) : std::nullopt;
+  if (found == entries_.end()) {
+    if (text) ++parses_;
+    auto config = config_of(path, text);
+    found = entries_.emplace(vmid, Entry{std::nullopt, false, std::move(text), std::move(config)})
+                .first;
+  } else if (text != found->second.text) {
+    if (text) ++parses_;
+    found->second.config = config_of(path, text);
+    found->second.text = std::move(text);
+  }
+  auto& entry = found->second;
+  entry.trusted = stamp && !recent(stamp->mtime);
+  entry.stamp = stamp;
+  return entry.config;
 }
 
 }  // namespace vcpumap::proxmox
