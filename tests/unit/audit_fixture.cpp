@@ -6,6 +6,10 @@
 #include <fstream>
 
 #include <fmt/format.h>
+#include <gtest/gtest.h>
+
+#include "audit/audit.h"
+#include "collect/snapshot.h"
 
 namespace vcpumap::testing {
 namespace {
@@ -79,6 +83,19 @@ void AuditMachine::add_qemu(int pid, const std::string& name,
     write(task + "/schedstat", fmt::format("{} 0 42\n", t.cpu_time_ns));
     write(task + "/cgroup", t.cgroup);
   }
+}
+
+std::vector<audit::Finding> findings_of(const AuditMachine& machine, const std::string& rule) {
+  audit::GatherOptions options;
+  options.snapshot = options_for_root(machine.root());
+  auto input = audit::look(options);
+  EXPECT_TRUE(input) << input.error().message;
+  std::vector<audit::Finding> kept;
+  if (!input) return kept;
+  for (auto& finding : audit::run_rules(*input)) {
+    if (finding.rule == rule) kept.push_back(std::move(finding));
+  }
+  return kept;
 }
 
 }  // namespace vcpumap::testing

@@ -8,6 +8,8 @@
 #include <string_view>
 #include <vector>
 
+#include "audit/finding.h"
+
 namespace vcpumap::testing {
 
 // One thread of a fake VM process.
@@ -44,5 +46,8 @@ class AuditMachine {
   std::filesystem::path temp_;
   std::filesystem::path root_;
 };
+
+// The findings of one rule that an audit of `machine`'s root gives, in the audit's order.
+std::vector<audit::Finding> findings_of(const AuditMachine& machine, const std::string& rule);
 
 }  // namespace vcpumap::testing
