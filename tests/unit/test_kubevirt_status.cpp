@@ -1,6 +1,10 @@
 // A KubeVirt VM's libvirt status file, read through ROOT/proc/PID/root at virt-launcher's paths:
 // its vCPU thread ids (the pod's PID namespace, matched through NSpid) and its configured pinning,
 // as list's JSON and audit's pin-drift show them.
+#include <sys/stat.h>
+
+#include <filesystem>
+
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -146,6 +150,31 @@ TEST(KubevirtStatus, NoStatusFileIsNull) {
   EXPECT_TRUE(json["kubevirt"]["status_file"].is_null());
   EXPECT_TRUE(json["kubevirt"]["vcpupin"].is_null());
   EXPECT_TRUE(json["kubevirt"]["emulatorpin"].is_null());
+}
+
+TEST(KubevirtStatus, ReadAsThePodSeesItAndOnlyARegularFile) {
+  FixtureTree tree;
+  tree.add_process(200, {"/usr/libexec/qemu-kvm", "-name", "guest=tenant-a_db-vm"},
+                   {{.tid = 200, .name = "qemu-kvm"}, {.tid = 201, .name = "CPU 0/KVM"}});
+  tree.write("proc/200/cgroup", kPodCgroup);
+  // An absolute link resolves in the pod's root, as the pod's libvirt would see it.
+  tree.write("proc/200/root/var/lib/status.xml", status_xml());
+  const auto pod = tree.root() / "proc/200/root";
+  std::filesystem::create_directories(pod / "run/libvirt/qemu/run");
+  std::filesystem::create_symlink("/var/lib/status.xml", pod / kNonRootPath);
+  auto status = kubevirt::read_launcher_status(tree.root(), 200, "tenant-a_db-vm");
+  ASSERT_TRUE(status) << status.error().message;
+  EXPECT_EQ(status->threads.vcpu_tids.at(1), 4);
+  // A FIFO (the pod's user can make one) is no status file, and reading it does not block.
+  std::filesystem::remove(pod / kNonRootPath);
+  ASSERT_EQ(mkfifo((pod / kNonRootPath).c_str(), 0600), 0);
+  status = kubevirt::read_launcher_status(tree.root(), 200, "tenant-a_db-vm");
+  ASSERT_FALSE(status);
+  EXPECT_NE(status.error().message.find("/run/libvirt/qemu/run/tenant-a_db-vm.xml or "
+                                        "/run/libvirt/qemu/tenant-a_db-vm.xml"),
+            std::string::npos)
+      << status.error().message;
+  EXPECT_FALSE(kubevirt::read_launcher_status(tree.root(), 200, "../x"));
 }
 
 std::vector<audit::Finding> drift_findings(const std::string& vcpu0, const std::string& vcpu1,

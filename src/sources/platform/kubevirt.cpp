@@ -1,6 +1,10 @@
 #include "sources/platform/kubevirt.h"
 
 #include <fcntl.h>
+#include <linux/openat2.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <fmt/format.h>
 
@@ -10,6 +14,32 @@
 
 namespace vcpumap::kubevirt {
 
+namespace {
+
+constexpr off_t kMaxStatusFile = 4 << 20;  // a status file with every device is some 100 KiB
+
+// Reads `path` (absolute, inside the pod) below the pod's root `pod_root` as the pod would see it:
+// the pod's user can write its /run, so symlinks resolve in the pod's root (RESOLVE_IN_ROOT, not
+// ours), and only a regular file of sane size is read (not a FIFO that would block, nor
+// /dev/zero). nullopt when it can't be read so.
+std::optional<std::string> read_in_pod(const std::filesystem::path& pod_root,
+                                       const std::string& path) {
+  const Fd root(open(pod_root.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+  if (!root.valid()) return std::nullopt;
+  open_how how{};
+  how.flags = O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC;
+  how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
+  const Fd file(static_cast<int>(syscall(SYS_openat2, root.get(), path.c_str(), &how, sizeof how)));
+  struct stat info {};
+  if (!file.valid() || fstat(file.get(), &info) != 0 || !S_ISREG(info.st_mode) ||
+      info.st_size > kMaxStatusFile) {
+    return std::nullopt;
+  }
+  return read_all(file.get());
+}
+
+}  // namespace
+
 std::vector<std::string> status_file_paths(std::string_view domain) {
   // libvirt's QEMU driver keeps a running domain's status in cfg->stateDir/NAME.xml
   // (virQEMUDriverConfigNew in libvirt's src/qemu/qemu_conf.c): LOCALSTATEDIR/run/libvirt/qemu
@@ -17,8 +47,7 @@ std::vector<std::string> status_file_paths(std::string_view domain) {
   // in a root launcher, and as the qemu user with XDG_RUNTIME_DIR=/var/run in a non-root one
   // (kubevirt's pkg/virt-controller/services/rendercontainer.go, xdgEnvironmentVariables); its
   // own process monitor reads the .pid beside the status file from /run/libvirt/qemu/run or
-  // /run/libvirt/qemu (cmd/virt-launcher/virt-launcher.go). /run, not /var/run: an absolute
-  // /var/run -> /run link would be resolved in our root, not the pod's.
+  // /run/libvirt/qemu (cmd/virt-launcher/virt-launcher.go).
   const std::string file = fmt::format("{}.xml", domain);
   return {"/run/libvirt/qemu/run/" + file, "/run/libvirt/qemu/" + file};
 }
@@ -31,8 +60,7 @@ Result<LauncherStatus> read_launcher_status(const std::filesystem::path& root, i
   const auto pod_root = kubernetes::process_root(root, pid);
   std::vector<std::string> tried;
   for (const auto& path : status_file_paths(domain)) {
-    const auto where = pod_root / path.substr(1);
-    const auto text = read_file_at(AT_FDCWD, where.c_str());
+    const auto text = read_in_pod(pod_root, path);
     if (!text) {
       tried.push_back(path);
       continue;
