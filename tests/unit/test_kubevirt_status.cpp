@@ -64,6 +64,13 @@ void add_pod_qemu(Tree& tree, const std::vector<PodThread>& threads) {
   }
 }
 
+// The KubeVirt QEMU (pid 200) with its vCPU thread named, as with debug-threads.
+void add_named_pod_qemu(FixtureTree& tree) {
+  tree.add_process(200, {"/usr/libexec/qemu-kvm", "-name", "guest=tenant-a_db-vm"},
+                   {{.tid = 200, .name = "qemu-kvm"}, {.tid = 201, .name = "CPU 0/KVM"}});
+  tree.write("proc/200/cgroup", kPodCgroup);
+}
+
 TEST(KubevirtStatus, NspidIsTheInnermostId) {
   EXPECT_EQ(procfs::parse_status_nspid("Name:\tx\nNSpid:\t4321\t12\t3\nNSgid:\t1\n"), 3);
   EXPECT_EQ(procfs::parse_status_nspid("NSpid:\t4321\n"), 4321);
@@ -107,9 +114,7 @@ TEST(KubevirtStatus, VcpuThreadsAndPinsFromThePodsStatusFile) {
 
 TEST(KubevirtStatus, RootLauncherPathAndPinsWithNamedThreads) {
   FixtureTree tree;
-  tree.add_process(200, {"/usr/libexec/qemu-kvm", "-name", "guest=tenant-a_db-vm"},
-                   {{.tid = 200, .name = "qemu-kvm"}, {.tid = 201, .name = "CPU 0/KVM"}});
-  tree.write("proc/200/cgroup", kPodCgroup);
+  add_named_pod_qemu(tree);
   tree.write("proc/200/root/run/libvirt/qemu/tenant-a_db-vm.xml", status_xml());
   auto snapshot = take_snapshot(options_for_root(tree.root()));
   ASSERT_TRUE(snapshot) << snapshot.error().message;
@@ -141,9 +146,7 @@ TEST(KubevirtStatus, UnmatchedPodTidsAreIgnoredWithANote) {
 
 TEST(KubevirtStatus, NoStatusFileIsNull) {
   FixtureTree tree;
-  tree.add_process(200, {"/usr/libexec/qemu-kvm", "-name", "guest=tenant-a_db-vm"},
-                   {{.tid = 200, .name = "qemu-kvm"}, {.tid = 201, .name = "CPU 0/KVM"}});
-  tree.write("proc/200/cgroup", kPodCgroup);
+  add_named_pod_qemu(tree);
   auto snapshot = take_snapshot(options_for_root(tree.root()));
   ASSERT_TRUE(snapshot);
   const auto json = views::vm_json(snapshot->vms.at(0));
@@ -154,9 +157,7 @@ TEST(KubevirtStatus, NoStatusFileIsNull) {
 
 TEST(KubevirtStatus, ReadAsThePodSeesItAndOnlyARegularFile) {
   FixtureTree tree;
-  tree.add_process(200, {"/usr/libexec/qemu-kvm", "-name", "guest=tenant-a_db-vm"},
-                   {{.tid = 200, .name = "qemu-kvm"}, {.tid = 201, .name = "CPU 0/KVM"}});
-  tree.write("proc/200/cgroup", kPodCgroup);
+  add_named_pod_qemu(tree);
   // An absolute link resolves in the pod's root, as the pod's libvirt would see it.
   tree.write("proc/200/root/var/lib/status.xml", status_xml());
   const auto pod = tree.root() / "proc/200/root";
