@@ -17,6 +17,7 @@
 #include "sources/platform/kubevirt.h"
 #include "sources/procfs/parse.h"
 #include "views/json.h"
+#include "views/prometheus_view.h"
 
 namespace vcpumap {
 namespace {
@@ -110,6 +111,25 @@ TEST(KubevirtStatus, VcpuThreadsAndPinsFromThePodsStatusFile) {
   EXPECT_EQ(json["kubevirt"]["vcpupin"], nlohmann::json::parse("[[1], [0]]"));
   EXPECT_EQ(json["kubevirt"]["emulatorpin"], nlohmann::json::parse("[0]"));
   EXPECT_TRUE(snapshot->vms[0].notes.empty()) << snapshot->vms[0].notes[0];
+}
+
+TEST(KubevirtStatus, MetricsCountAVcpuOffThePodsPin) {
+  FixtureTree tree;
+  // vCPU 0 (tid 207) last ran on CPU 0: within its affinity 0-1, outside the pod's pin (CPU 1).
+  tree.add_process(200, {"/usr/libexec/qemu-kvm", "-name", "guest=tenant-a_db-vm"},
+                   {{.tid = 200, .name = "qemu-kvm"},
+                    {.tid = 205, .name = "qemu-kvm"},
+                    {.tid = 207, .name = "qemu-kvm", .cpu = 0},
+                    {.tid = 208, .name = "qemu-kvm", .cpu = 0}});
+  add_pod_qemu(tree, {{200, 1, "0-1"}, {205, 2, "0-1"}, {207, 3, "0-1"}, {208, 4, "0"}});
+  tree.write(fmt::format("proc/200/root/{}", kNonRootPath), status_xml());
+  auto snapshot = take_snapshot(options_for_root(tree.root()));
+  ASSERT_TRUE(snapshot) << snapshot.error().message;
+  const auto text = views::render_metrics(*snapshot, {});
+  const auto at = text.find("\nvcpumap_vm_vcpus_off_pinned_cpus{vm=\"tenant-a_db-vm\"");
+  ASSERT_NE(at, std::string::npos) << text;
+  const auto line = text.substr(at + 1, text.find('\n', at + 1) - at - 1);
+  EXPECT_TRUE(line.ends_with("} 1")) << line;
 }
 
 TEST(KubevirtStatus, RootLauncherPathAndPinsWithNamedThreads) {
