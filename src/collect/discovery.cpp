@@ -82,14 +82,17 @@ std::optional<libvirt::StatusThreads> add_platform(Vm& vm, const VmIdentity& ide
   kubevirt.ns = std::move(parts->first);
   kubevirt.name = std::move(parts->second);
   kubevirt.pod_uid = std::move(pod->pod_uid);
-  // An unreadable status file (another launcher layout, no permission) is no remark: the pod
-  // still names the VM, and the thread names may give its vCPUs.
+  // No status file (another launcher layout) is no remark: the pod still names the VM, and the
+  // thread names may give its vCPUs. One that is not a status file is.
   auto status = kubevirt::read_launcher_status(options.root, vm.pid, vm.name);
   std::optional<libvirt::StatusThreads> threads;
-  if (status) {
-    kubevirt.status_file = status->path;
-    add_launcher_pins(kubevirt, status->definition);
-    threads = std::move(status->threads);
+  if (!status) {
+    vm.notes.push_back(fmt::format("{} (pid {}): its pod's {}; ignored", printable(vm.name), vm.pid,
+                                   printable(status.error().message)));
+  } else if (*status) {
+    kubevirt.status_file = (*status)->path;
+    add_launcher_pins(kubevirt, (*status)->definition);
+    threads = std::move((*status)->threads);
   }
   vm.kubevirt = std::move(kubevirt);
   return threads;

@@ -52,27 +52,23 @@ std::vector<std::string> status_file_paths(std::string_view domain) {
   return {"/run/libvirt/qemu/run/" + file, "/run/libvirt/qemu/" + file};
 }
 
-Result<LauncherStatus> read_launcher_status(const std::filesystem::path& root, int pid,
-                                            std::string_view domain) {
+Result<std::optional<LauncherStatus>> read_launcher_status(const std::filesystem::path& root,
+                                                           int pid, std::string_view domain) {
   if (domain.empty() || domain.find('/') != std::string_view::npos || domain.starts_with('.')) {
-    return make_error(ExitCode::failure, "no libvirt status file for a domain named '{}'", domain);
+    return std::optional<LauncherStatus>();
   }
   const auto pod_root = kubernetes::process_root(root, pid);
-  std::vector<std::string> tried;
   for (const auto& path : status_file_paths(domain)) {
     const auto text = read_in_pod(pod_root, path);
-    if (!text) {
-      tried.push_back(path);
-      continue;
-    }
+    if (!text) continue;
     auto threads = libvirt::parse_status_xml(*text);
     if (!threads) return make_error(ExitCode::failure, "{}: {}", path, threads.error().message);
     auto definition = libvirt::parse_domain_xml(*text);
     if (!definition) return make_error(ExitCode::failure, "{}: no <domain> in it", path);
-    return LauncherStatus{path, std::move(*threads), std::move(*definition)};
+    return std::optional<LauncherStatus>(
+        LauncherStatus{path, std::move(*threads), std::move(*definition)});
   }
-  return make_error(ExitCode::failure, "no libvirt status file in its pod at {}",
-                    fmt::join(tried, " or "));
+  return std::optional<LauncherStatus>();
 }
 
 std::map<int, int> host_tids_by_namespace_id(const std::filesystem::path& root, int pid,

@@ -26,10 +26,11 @@ struct LauncherStatus {
 // the non-root launcher's first, then the root one's.
 std::vector<std::string> status_file_paths(std::string_view domain);
 
-// Reads the status file of `domain` through ROOT/proc/PID/root, PID being its QEMU; an error
-// naming the paths tried when none can be read.
-Result<LauncherStatus> read_launcher_status(const std::filesystem::path& root, int pid,
-                                            std::string_view domain);
+// Reads the status file of `domain` through ROOT/proc/PID/root, PID being its QEMU: nullopt when
+// there is none to read (not a launcher's layout, not a regular file), an error naming the file
+// when it is there but is not a status file.
+Result<std::optional<LauncherStatus>> read_launcher_status(const std::filesystem::path& root,
+                                                           int pid, std::string_view domain);
 
 // Host tid for each id, in the innermost PID namespace, of the threads `tids` of process `pid`
 // (the NSpid lines of ROOT/proc/PID/task/TID/status); threads whose line is missing are left out.
