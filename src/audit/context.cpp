@@ -80,7 +80,13 @@ CpuSet AuditContext::free_cpus(const AuditedThread* except) const {
 }
 
 std::optional<CpuSet> AuditContext::configured_vcpu(const Vm& vm, int vcpu) const {
-  if (!vm.libvirt || vcpu < 0) return std::nullopt;
+  if (vcpu < 0) return std::nullopt;
+  if (vm.kubevirt) {
+    // The pod's libvirt pins it (KubeVirt's dedicatedCpuPlacement), not the host's.
+    const auto found = vm.kubevirt->vcpu_pins.find(vcpu);
+    if (found != vm.kubevirt->vcpu_pins.end()) return found->second;
+  }
+  if (!vm.libvirt) return std::nullopt;
   const auto& pins = vm.libvirt->vcpu_pins;
   if (static_cast<std::size_t>(vcpu) >= pins.size()) return std::nullopt;
   return pins[static_cast<std::size_t>(vcpu)];

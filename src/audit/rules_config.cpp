@@ -77,6 +77,12 @@ void drift_group(const AuditContext& context, const Vm& vm,
   findings.push_back(std::move(finding));
 }
 
+// Who configured a VM's pinning, for the findings' messages.
+std::string configured_by(const Vm& vm) {
+  return vm.kubevirt && !vm.libvirt ? "the pod's libvirt status file configures"
+                                    : "libvirt configures";
+}
+
 void drift_vcpus(const AuditContext& context, const Vm& vm, std::vector<Finding>& findings) {
   const bool dedicated =
       vm.libvirt && vm.libvirt->nova && vm.libvirt->nova->cpu_policy == "dedicated";
@@ -84,7 +90,8 @@ void drift_vcpus(const AuditContext& context, const Vm& vm, std::vector<Finding>
     const int index = vcpu->thread->vcpu;
     if (const auto configured = context.configured_vcpu(vm, index)) {
       drift_group(context, vm, {vcpu}, *configured, "vCPU",
-                  vcpupin_fix(vm, {index}, *configured & context.online()), findings);
+                  vcpupin_fix(vm, {index}, *configured & context.online()), findings,
+                  configured_by(vm));
     }
     if (dedicated && !vcpu->one_to_one) {
       // nova's dedicated policy gives each vCPU a host CPU of its own.
@@ -114,13 +121,21 @@ void drift_vcpus(const AuditContext& context, const Vm& vm, std::vector<Finding>
 }
 
 void drift_helpers(const AuditContext& context, const Vm& vm, std::vector<Finding>& findings) {
+  std::vector<const AuditedThread*> emulator;
+  for (const auto* audited : context.helper_threads_of(vm)) {
+    if (is_emulator_role(audited->thread->role)) emulator.push_back(audited);
+  }
+  if (vm.kubevirt && vm.kubevirt->emulator_pin && !vm.libvirt) {
+    // No --live: the pod's libvirt is not the one vcpumap talks to; the threads are moved.
+    const auto& pin = *vm.kubevirt->emulator_pin;
+    drift_group(context, vm, emulator, pin, "emulator",
+                fmt::format("vcpumap emulatorpin {} {}", vm_argument(vm),
+                            (pin & context.online()).to_list()),
+                findings, configured_by(vm));
+  }
   if (!vm.libvirt) return;
   const auto& domain = *vm.libvirt;
   if (!domain.emulator_pin.empty()) {
-    std::vector<const AuditedThread*> emulator;
-    for (const auto* audited : context.helper_threads_of(vm)) {
-      if (is_emulator_role(audited->thread->role)) emulator.push_back(audited);
-    }
     drift_group(context, vm, emulator, domain.emulator_pin, "emulator",
                 emulatorpin_fix(vm, domain.emulator_pin & context.online(), " --live"), findings);
   }

@@ -9,6 +9,7 @@
 #include "core/identify.h"
 #include "sources/libvirt/status_file.h"
 #include "sources/platform/kubernetes.h"
+#include "sources/platform/kubevirt.h"
 #include "sources/platform/proxmox.h"
 #include "sources/qmp/qmp.h"
 #include "util/text.h"
@@ -61,10 +62,26 @@ void set_proxmox_config(Vm& vm, const Result<ProxmoxConfig>& config) {
   }
 }
 
+// The configured pinning of a KubeVirt VM from its pod's status file: only what the definition
+// pins, so an unpinned VM (no dedicatedCpuPlacement) has nothing to drift from.
+void add_launcher_pins(KubevirtVm& kubevirt, const libvirt::DomainDefinition& definition) {
+  constexpr int kMaxVcpus = 4096;  // KVM_MAX_VCPUS on x86: more is a file not to believe
+  for (int vcpu = 0; vcpu < std::min(definition.max_vcpus, kMaxVcpus); ++vcpu) {
+    if (const auto it = definition.vcpupins.find(vcpu); it != definition.vcpupins.end()) {
+      kubevirt.vcpu_pins[vcpu] = it->second;
+    } else if (definition.cpuset) {
+      kubevirt.vcpu_pins[vcpu] = *definition.cpuset;
+    }
+  }
+  kubevirt.emulator_pin = definition.emulatorpin ? definition.emulatorpin : definition.cpuset;
+}
+
 // What the platform that runs a VM says about it: Proxmox VE's config for its VMID, KubeVirt's
 // namespace and name from a QEMU in a pod. Remarks on a config that can't be used go to its notes.
-void add_platform(Vm& vm, const VmIdentity& identity, const SnapshotOptions& options,
-                  proxmox::ConfigFiles* configs) {
+// Gives the threads of a KubeVirt VM's status file (ids in its pod), when one was read.
+std::optional<libvirt::StatusThreads> add_platform(Vm& vm, const VmIdentity& identity,
+                                                   const SnapshotOptions& options,
+                                                   proxmox::ConfigFiles* configs) {
   if (identity.proxmox_vmid > 0) {
     vm.proxmox = ProxmoxVm{identity.proxmox_vmid, std::nullopt};
     if (configs != nullptr) {
@@ -73,21 +90,61 @@ void add_platform(Vm& vm, const VmIdentity& identity, const SnapshotOptions& opt
       set_proxmox_config(vm, proxmox::read_qemu_server_config(options.root, vm.proxmox->vmid));
     }
   }
-  if (vm.hypervisor != Hypervisor::qemu) return;
+  if (vm.hypervisor != Hypervisor::qemu) return std::nullopt;
   // virt-launcher names the domain NAMESPACE_NAME; only a QEMU in a pod is KubeVirt's.
-  if (auto parts = split_kubevirt_name(vm.name)) {
-    if (auto pod = kubernetes::read_pod_cgroup(options.root, vm.pid)) {
-      vm.kubevirt =
-          KubevirtVm{std::move(parts->first), std::move(parts->second), std::move(pod->pod_uid)};
-    }
+  auto parts = split_kubevirt_name(vm.name);
+  if (!parts) return std::nullopt;
+  auto pod = kubernetes::read_pod_cgroup(options.root, vm.pid);
+  if (!pod) return std::nullopt;
+  KubevirtVm kubevirt;
+  kubevirt.ns = std::move(parts->first);
+  kubevirt.name = std::move(parts->second);
+  kubevirt.pod_uid = std::move(pod->pod_uid);
+  // No status file (another launcher layout) is no remark: the pod still names the VM, and the
+  // thread names may give its vCPUs. One that is not a status file is.
+  auto status = kubevirt::read_launcher_status(options.root, vm.pid, vm.name);
+  std::optional<libvirt::StatusThreads> threads;
+  if (!status) {
+    vm.notes.push_back(fmt::format("{} (pid {}): its pod's {}; ignored", printable(vm.name), vm.pid,
+                                   printable(status.error().message)));
+  } else if (*status) {
+    kubevirt.status_file = (*status)->path;
+    add_launcher_pins(kubevirt, (*status)->definition);
+    threads = std::move((*status)->threads);
   }
+  vm.kubevirt = std::move(kubevirt);
+  return threads;
 }
 
-// Names the vCPUs of a VM whose threads carry no vCPU names: libvirt's status file, else QMP.
+// Gives vCPU roles from a KubeVirt VM's status file, whose thread ids are its pod's: each is
+// matched to a host thread by the last id of its NSpid line. Without a match for all of them the
+// file is not trusted (an older QEMU's, another VM's), and the VM's notes say so.
+bool assign_from_pod(Vm& vm, const SnapshotOptions& options, const libvirt::StatusThreads& pod) {
+  std::vector<int> tids;
+  for (const auto& thread : vm.threads) tids.push_back(thread.tid);
+  const auto host_tid = kubevirt::host_tids_by_namespace_id(options.root, vm.pid, tids);
+  const auto main = host_tid.find(pod.pid);
+  const auto vcpus = kubevirt::to_host_tids(pod.vcpu_tids, host_tid);
+  auto iothreads = kubevirt::to_host_tids(pod.iothread_tids, host_tid);
+  if (main != host_tid.end() && main->second == vm.pid && vcpus &&
+      assign_by_tid(vm, *vcpus, iothreads.value_or(std::map<int, int>{}))) {
+    return true;
+  }
+  vm.notes.push_back(fmt::format(
+      "{} (pid {}): the thread ids in its pod's {} are not all its threads' (NSpid); ignored",
+      printable(vm.display_name()), vm.pid, printable(vm.kubevirt->status_file)));
+  return false;
+}
+
+// Names the vCPUs of a VM whose threads carry no vCPU names: its pod's libvirt status file, else
+// the host's, else QMP.
 void assign_vcpus(Vm& vm, const SnapshotOptions& options,
-                  const std::vector<std::map<int, int>>& qmp_answers) {
+                  const std::vector<std::map<int, int>>& qmp_answers,
+                  const libvirt::StatusThreads* pod_status) {
   if (!vm.vcpus().empty()) {
     vm.vcpu_source = VcpuSource::thread_names;
+  } else if (pod_status != nullptr && assign_from_pod(vm, options, *pod_status)) {
+    vm.vcpu_source = VcpuSource::libvirt_status;
   } else if (vm.hypervisor == Hypervisor::qemu) {
     if (auto status = libvirt::read_status_file(options.root, vm.name);
         status && status->pid == vm.pid &&
@@ -165,6 +222,7 @@ Result<std::vector<FoundVm>> find_vms(ThreadSource& source, const SnapshotOption
   std::sort(processes.begin(), processes.end(),
             [](const ProcessEntry& a, const ProcessEntry& b) { return a.pid < b.pid; });
   std::vector<FoundVm> found;
+  std::unordered_map<int, libvirt::StatusThreads> pod_status;  // KubeVirt VMs' status files, by pid
   // Kernel threads named vhost-<pid> serve a VM's devices (Linux < 6.4 runs them outside it).
   std::map<int, std::vector<int>> vhost_kthreads;
   for (const auto& process : processes) {
@@ -187,7 +245,9 @@ Result<std::vector<FoundVm>> find_vms(ThreadSource& source, const SnapshotOption
     vm.vm.name = identity->name;
     vm.vm.uuid = identity->uuid;
     vm.vm.hypervisor = identity->hypervisor;
-    add_platform(vm.vm, *identity, options, configs);
+    if (auto threads = add_platform(vm.vm, *identity, options, configs)) {
+      pod_status.emplace(process.pid, std::move(*threads));
+    }
     found.push_back(std::move(vm));
   }
 
@@ -218,7 +278,8 @@ Result<std::vector<FoundVm>> find_vms(ThreadSource& source, const SnapshotOption
   // A VM with no thread read exited while we looked.
   std::erase_if(found, [](const FoundVm& vm) { return vm.vm.threads.empty(); });
   for (auto& [vm, vhost] : found) {
-    assign_vcpus(vm, options, qmp_answers);
+    const auto pod = pod_status.find(vm.pid);
+    assign_vcpus(vm, options, qmp_answers, pod == pod_status.end() ? nullptr : &pod->second);
     sort_threads(vm.threads);
   }
   for (auto& note : source.take_notes()) notes.push_back(std::move(note));

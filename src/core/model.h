@@ -177,6 +177,12 @@ struct KubevirtVm {
   std::string ns;       // the VM's namespace
   std::string name;     // the VirtualMachineInstance's name
   std::string pod_uid;  // the virt-launcher pod's UID, from the process's cgroup
+  // The pod's libvirt status file, as a path inside the pod; empty when none could be read.
+  std::string status_file;
+  // Its configured pinning (<cputune>, what dedicatedCpuPlacement writes): each vCPU's that has
+  // one (<vcpupin>, else <vcpu cpuset>), and the emulator threads' (<emulatorpin>, else cpuset).
+  std::map<int, CpuSet> vcpu_pins;
+  std::optional<CpuSet> emulator_pin;
 };
 
 struct Vm {

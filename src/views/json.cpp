@@ -107,9 +107,21 @@ json vm_json(const Vm& vm) {
   }
   json kubevirt = nullptr;
   if (vm.kubevirt) {
-    kubevirt = {{"namespace", vm.kubevirt->ns},
-                {"name", vm.kubevirt->name},
-                {"pod_uid", vm.kubevirt->pod_uid}};
+    const auto& pod = *vm.kubevirt;
+    // The pod's configured pinning, one entry per vCPU up to the last pinned (null: not pinned).
+    json vcpupin = json::array();
+    for (const auto& [vcpu, cpus] : pod.vcpu_pins) {
+      while (vcpupin.size() < static_cast<std::size_t>(vcpu)) vcpupin.push_back(nullptr);
+      vcpupin.push_back(cpus_json(cpus));
+    }
+    const bool pod_status = !pod.status_file.empty();
+    kubevirt = {{"namespace", pod.ns},
+                {"name", pod.name},
+                {"pod_uid", pod.pod_uid},
+                {"status_file", string_or_null(pod.status_file)},
+                {"vcpu_source", std::string(to_string(vm.vcpu_source))},
+                {"vcpupin", pod_status ? std::move(vcpupin) : json(nullptr)},
+                {"emulatorpin", pod.emulator_pin ? cpus_json(*pod.emulator_pin) : json(nullptr)}};
   }
   const bool has_id = vm.libvirt && vm.libvirt->id >= 0;
   // libvirt's configured pinning (virsh vcpupin), one CPU list per vCPU; null without libvirt.

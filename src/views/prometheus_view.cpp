@@ -205,7 +205,8 @@ Labels vm_labels(const Vm& vm, bool ambiguous) {
 }
 
 // True when the vCPU last ran on a CPU its pinning excludes: the kernel's affinity, and
-// libvirt's configured vcpupin when there is one (the two differ when someone re-pinned by hand).
+// libvirt's configured vcpupin when there is one (the two differ when someone re-pinned by hand),
+// a KubeVirt pod's libvirt's included.
 bool off_pinned_cpus(const Vm& vm, const VmThread& vcpu) {
   const int cpu = vcpu.facts.last_cpu;
   if (cpu < 0) return false;
@@ -214,6 +215,10 @@ bool off_pinned_cpus(const Vm& vm, const VmThread& vcpu) {
       static_cast<std::size_t>(vcpu.vcpu) < vm.libvirt->vcpu_pins.size()) {
     const auto& pin = vm.libvirt->vcpu_pins[static_cast<std::size_t>(vcpu.vcpu)];
     if (!pin.empty() && !pin.contains(cpu)) return true;
+  }
+  if (vm.kubevirt) {  // the pod's libvirt's vcpupin, from its status file
+    const auto pin = vm.kubevirt->vcpu_pins.find(vcpu.vcpu);
+    if (pin != vm.kubevirt->vcpu_pins.end() && !pin->second.contains(cpu)) return true;
   }
   return false;
 }

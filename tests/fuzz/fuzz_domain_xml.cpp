@@ -1,4 +1,5 @@
-// A libvirt domain's XML (libvirt::parse_domain_xml, virDomainGetXMLDesc's text): vCPU counts,
+// A libvirt domain's XML (libvirt::parse_domain_xml, virDomainGetXMLDesc's text, or the <domain>
+// in a status file's <domstatus>, as a KubeVirt pod's libvirt writes it): vCPU counts,
 // <vcpu cpuset>, vcpupin, emulatorpin and I/O threads, as the libvirt source reads them.
 #include <fmt/format.h>
 
@@ -69,5 +70,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (definition->iothreads > kMaxNumber) return 0;  // past what a count may say
   const auto again = libvirt::parse_domain_xml(write_xml(*definition));
   FUZZ_CHECK(again.has_value() && same(*again, *definition) && !again->nova);
+  // The same definition inside a status file reads the same.
+  const auto in_status =
+      libvirt::parse_domain_xml("<domstatus state='running' pid='1'>\n<vcpus/>\n" +
+                                write_xml(*definition) + "</domstatus>\n");
+  FUZZ_CHECK(in_status.has_value() && same(*in_status, *definition));
   return 0;
 }

@@ -1,4 +1,5 @@
-// /proc/PID/task/TID/status (procfs::parse_status_affinity): the Cpus_allowed_list line.
+// /proc/PID/task/TID/status (procfs::parse_status_affinity, procfs::parse_status_nspid): the
+// Cpus_allowed_list line and the NSpid line's innermost id.
 #include "fuzz.h"
 #include "sources/procfs/parse.h"
 
@@ -6,6 +7,13 @@ using namespace vcpumap;
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   const auto text = fuzz::as_text(data, size);
+  if (const auto id = procfs::parse_status_nspid(text)) {
+    // A pid the text holds, within PID_MAX_LIMIT; written as the innermost of two, read back.
+    FUZZ_CHECK(*id >= 1 && *id <= 1 << 22);
+    FUZZ_CHECK(*id <= fuzz::largest_number(text));
+    FUZZ_CHECK(procfs::parse_status_nspid("Tgid:\t7\nNSpid:\t9\t" + std::to_string(*id) + "\n") ==
+               *id);
+  }
   const auto affinity = procfs::parse_status_affinity(text);
   if (!affinity) return 0;
   // Bounds: no CPU above the largest number the text holds, none beyond the parser's limit.

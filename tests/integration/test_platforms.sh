@@ -6,6 +6,8 @@
 # has one, else through a fixture root), removed on exit. Checks the VMID, name and affinity
 # (audit's pin-drift with the threads drifted, then re-applied, and emulator-on-vcpu-cpu),
 # `vcpuinfo 4711`, KubeVirt's namespace, name and pod UID under both layouts and NAMESPACE/NAME,
+# a KubeVirt VM's status file inside its pod (own PID and mount namespaces: vCPU threads by NSpid,
+# dedicatedCpuPlacement's pins audited and fixed),
 # Firecracker's --id, the new labels in /metrics (promtool check metrics), and that a running serve
 # sees an edit of 4711.conf (its affinity, in /api/v1/snapshot) without a restart.
 source "$(dirname "$0")/lib.sh"
@@ -174,6 +176,94 @@ assert_eq "vcpuinfo NAMESPACE/NAME finds the KubeVirt VM" "2" "$(json_eval "$OUT
 run_vcpumap --no-libvirt vcpuinfo tenant-a/nosuch
 assert_eq "an unknown NAMESPACE/NAME is a bad input" "2" "$STATUS"
 assert_contains "the error says how VMs are named" "$ERR" "NAMESPACE/NAME"
+
+# --- KubeVirt: the pod's libvirt status file ---------------------------------------------------
+
+# QEMU without debug-threads (every thread "qemu-kvm") as pid 1 of its own PID namespace, in a
+# mount namespace whose /run is a tmpfs: only its pod sees the status file, and the thread ids in
+# it are the pod's. The non-root virt-launcher's path, dedicatedCpuPlacement's pins.
+for tool in unshare nsenter; do
+  command -v "$tool" >/dev/null || fatal "$tool (util-linux) is needed for the pod's namespaces"
+done
+POD_UID_C=3c4d5e6f-7a8b-4c9d-8e0f-$(printf '%012x' $$)
+POD_CGROUP=$UNIFIED/kubepods.slice/kubepods-pod${POD_UID_C//-/_}.slice/cri-containerd-${CONTAINER}c.scope
+POD_OUT=$TEST_TMP/pod-qemu.out
+start_background unshare --pid --fork --kill-child --mount --mount-proc --propagation private \
+  bash -c 'mount -t tmpfs kubevirt-run /run && exec -a qemu-kvm "$@"' pod-qemu "$FAKE_GUEST" \
+  -name guest=tenant-c_pinned -uuid 7e1f0c2a-4b3d-4e5f-8a9b-0c1d2e3f4a5b --threads 0 \
+  --name-thread qemu-kvm --name-thread qemu-kvm --name-thread qemu-kvm >"$POD_OUT"
+UNSHARE_PID=$BG_PID
+for ((i = 0; i < 200; i++)); do [[ -s "$POD_OUT" ]] && break; sleep 0.05; done
+[[ $(head -n1 "$POD_OUT") == 1 ]] || fatal "the pod's QEMU is not pid 1 of its namespace: $(cat "$POD_OUT")"
+POD_PID=$(</proc/"$UNSHARE_PID"/task/"$UNSHARE_PID"/children)
+POD_PID=${POD_PID// /}
+[[ $POD_PID =~ ^[0-9]+$ ]] || fatal "no child of unshare $UNSHARE_PID"
+remember_started "$POD_PID"
+make_cgroup "$POD_CGROUP"
+echo "$POD_PID" >"$POD_CGROUP/cgroup.procs" || fatal "cannot move $POD_PID into $POD_CGROUP"
+mapfile -t HOST_TIDS < <(printf '%s\n' /proc/"$POD_PID"/task/* | sed 's|.*/||' | sort -n)
+mapfile -t POD_TIDS < <(nsenter -t "$POD_PID" -m ls /proc/1/task | sort -n)
+((${#HOST_TIDS[@]} == 4 && ${#POD_TIDS[@]} == 4)) ||
+  fatal "the pod's QEMU has threads ${HOST_TIDS[*]} (host), ${POD_TIDS[*]} (pod); 4 expected"
+[[ ${POD_TIDS[2]} != "${HOST_TIDS[2]}" ]] || fatal "the pod's thread ids are the host's"
+STATUS_PATH=/run/libvirt/qemu/run/tenant-c_pinned.xml
+nsenter -t "$POD_PID" -m sh -c "mkdir -p ${STATUS_PATH%/*} && cat >$STATUS_PATH" <<XML ||
+<domstatus state='running' reason='booted' pid='${POD_TIDS[0]}'>
+  <taint flag='custom-monitor'/>
+  <monitor path='/var/run/kubevirt-private/libvirt/qemu/lib/domain-1-tenant-c_pinned/monitor.sock' type='unix'/>
+  <vcpus>
+    <vcpu id='0' pid='${POD_TIDS[2]}'/>
+    <vcpu id='1' pid='${POD_TIDS[3]}'/>
+  </vcpus>
+  <domain type='kvm' id='1'>
+    <name>tenant-c_pinned</name>
+    <vcpu placement='static'>2</vcpu>
+    <cputune>
+      <vcpupin vcpu='0' cpuset='1'/>
+      <vcpupin vcpu='1' cpuset='0'/>
+      <emulatorpin cpuset='0'/>
+    </cputune>
+  </domain>
+</domstatus>
+XML
+  fatal "cannot write $STATUS_PATH in the pod's mount namespace"
+[[ ! -e $STATUS_PATH ]] || fatal "$STATUS_PATH is visible outside the pod"
+taskset -a -pc 0-1 "$POD_PID" >/dev/null || fatal "cannot set the affinity of $POD_PID"
+
+expect_vcpumap --no-libvirt list --json
+LIST=$TEST_TMP/list-kubevirt-status.json
+cp "$OUT_FILE" "$LIST"
+assert_eq "KubeVirt status file: read in the pod at the non-root launcher's path" "$STATUS_PATH" \
+  "$(vm_in "$LIST" "$POD_PID" "v['kubevirt']['status_file']")"
+assert_eq "KubeVirt status file: the vCPUs come from it" "libvirt-status libvirt-status" \
+  "$(vm_in "$LIST" "$POD_PID" "v['vcpu_source'] + ' ' + v['kubevirt']['vcpu_source']")"
+assert_eq "KubeVirt status file: its pod tids are the host's vCPU threads (NSpid)" \
+  "${HOST_TIDS[2]},${HOST_TIDS[3]}" "$(vm_in "$LIST" "$POD_PID" "[t['tid'] for t in v['vcpus']]")"
+assert_eq "KubeVirt status file: dedicatedCpuPlacement's pins" "[1],[0] [0]" \
+  "$(vm_in "$LIST" "$POD_PID" "','.join(map(str, v['kubevirt']['vcpupin'])) + ' ' + str(v['kubevirt']['emulatorpin'])")"
+assert_eq "KubeVirt status file: no notes" "" "$(vm_in "$LIST" "$POD_PID" "v['notes']")"
+expect_vcpumap --no-libvirt vcpuinfo tenant-c/pinned
+assert_match "vcpuinfo tenant-c/pinned lists vCPU 1" "$OUT" "VCPU: +1"
+expect_vcpumap --no-libvirt vcpuinfo tenant-c/pinned --json
+assert_eq "vcpuinfo --json: vCPU 1's thread" "${HOST_TIDS[3]}" "$(json_eval "$OUT" "d['vcpus'][1]['tid']")"
+
+# Every thread may run on CPUs 0-1: each pin drifts; the fixes move the threads where the pod's
+# libvirt put them, and then nothing drifts.
+pod_drift() { json_eval "$1" "sorted(f['fix'] for f in d['findings'] if f['rule'] == 'pin-drift' and f['vm'] == 'tenant-c_pinned')"; }
+run_vcpumap --no-libvirt audit --json "$POD_PID"
+FIXES=$(pod_drift "$OUT")
+assert_eq "audit: the pod's pins drifted, with their fixes" \
+  "vcpumap emulatorpin tenant-c_pinned 0,vcpumap vcpupin tenant-c_pinned 0 1,vcpumap vcpupin tenant-c_pinned 1 0" \
+  "$FIXES"
+IFS=, read -ra fixes <<<"$FIXES"
+for fix in "${fixes[@]}"; do
+  read -ra words <<<"${fix#vcpumap }"
+  expect_vcpumap --no-libvirt "${words[@]}"
+done
+assert_eq "the fixes put vCPU 0 on CPU 1, vCPU 1 and the emulator threads on CPU 0" "1 0 0 0" \
+  "$(cpu_list_of "${HOST_TIDS[2]}") $(cpu_list_of "${HOST_TIDS[3]}") $(cpu_list_of "$POD_PID") $(cpu_list_of "${HOST_TIDS[1]}")"
+run_vcpumap --no-libvirt audit --json "$POD_PID"
+assert_eq "audit after the fixes: no drift from the pod's pins" "" "$(pod_drift "$OUT")"
 
 # --- Firecracker --------------------------------------------------------------------------------
 

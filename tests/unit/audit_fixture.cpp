@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
+#include "audit/audit.h"
 #include "collect/snapshot.h"
 #include "views/audit_view.h"
 
@@ -145,6 +146,10 @@ std::vector<audit::Finding> with_rule(const std::vector<audit::Finding>& finding
 
 std::string all_text(const std::vector<audit::Finding>& findings) {
   return views::render_audit(findings, 2, std::chrono::milliseconds(0));
+}
+
+std::vector<audit::Finding> findings_of(const AuditMachine& machine, const std::string& rule) {
+  return with_rule(audit::run_rules(look(machine)), rule);
 }
 
 }  // namespace vcpumap::testing

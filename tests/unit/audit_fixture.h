@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "audit/audit.h"
+#include "audit/finding.h"
 
 namespace vcpumap::testing {
 
@@ -72,5 +73,7 @@ std::vector<audit::Finding> with_rule(const std::vector<audit::Finding>& finding
                                       const std::string& rule);
 // The findings as `vcpumap audit` prints them, for failure messages.
 std::string all_text(const std::vector<audit::Finding>& findings);
+// The findings of one rule that an audit of `machine`'s root gives, in the audit's order.
+std::vector<audit::Finding> findings_of(const AuditMachine& machine, const std::string& rule);
 
 }  // namespace vcpumap::testing

@@ -22,6 +22,7 @@ namespace {
 
 using testing::AuditMachine;
 using testing::AuditThread;
+using testing::findings_of;
 using testing::FixtureTree;
 
 constexpr const char* kPodUid = "8d3c9a0e-5b7f-4c2a-9e1d-0f6b2a4c8e13";
@@ -310,20 +311,6 @@ TEST(ProxmoxConfigFiles, AuditWatchJudgesTheConfigOfTheEnd) {
 }
 
 // ---- audit ----
-
-// The findings of one rule over a fixture root.
-std::vector<audit::Finding> findings_of(const AuditMachine& machine, const std::string& rule) {
-  audit::GatherOptions options;
-  options.snapshot = options_for_root(machine.root());
-  auto input = audit::look(options);
-  EXPECT_TRUE(input) << input.error().message;
-  std::vector<audit::Finding> kept;
-  if (!input) return kept;
-  for (auto& finding : audit::run_rules(*input)) {
-    if (finding.rule == rule) kept.push_back(std::move(finding));
-  }
-  return kept;
-}
 
 std::vector<audit::Finding> proxmox_findings(const std::string& emulator, const std::string& vcpu,
                                              const std::string& rule) {

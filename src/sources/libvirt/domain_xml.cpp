@@ -44,9 +44,15 @@ std::optional<DomainDefinition> parse_domain_xml(std::string_view xml) {
   const auto doc = parse_xml(xml, "domain.xml");
   if (!doc) return std::nullopt;
   const XPathContext context(xmlXPathNewContext(doc.get()));
-  if (nodes(context.get(), "/domain").empty()) return std::nullopt;
+  // A status file (qemuDomainObjPrivateXMLFormat) holds the live definition in <domstatus>.
+  std::string base = "/domain";
+  if (nodes(context.get(), "/domain").empty()) {
+    base = "/domstatus/domain";
+    if (nodes(context.get(), base.c_str()).size() != 1) return std::nullopt;
+  }
+  const auto under = [&](const char* path) { return nodes(context.get(), (base + path).c_str()); };
   DomainDefinition definition;
-  if (const auto vcpu = nodes(context.get(), "/domain/vcpu"); !vcpu.empty()) {
+  if (const auto vcpu = under("/vcpu"); !vcpu.empty()) {
     definition.max_vcpus = number(content(vcpu[0])).value_or(0);
     definition.vcpus = definition.max_vcpus;
     if (const auto current = attribute(vcpu[0], "current")) {
@@ -57,7 +63,7 @@ std::optional<DomainDefinition> parse_domain_xml(std::string_view xml) {
       if (auto parsed = CpuSet::parse_virsh_list(*cpuset)) definition.cpuset = std::move(*parsed);
     }
   }
-  for (xmlNode* pin : nodes(context.get(), "/domain/cputune/vcpupin")) {
+  for (xmlNode* pin : under("/cputune/vcpupin")) {
     const auto vcpu = attribute(pin, "vcpu");
     const auto cpuset = attribute(pin, "cpuset");
     if (!vcpu || !cpuset || !number(*vcpu)) continue;
@@ -65,16 +71,16 @@ std::optional<DomainDefinition> parse_domain_xml(std::string_view xml) {
       definition.vcpupins[*number(*vcpu)] = std::move(*parsed);
     }
   }
-  if (const auto pin = nodes(context.get(), "/domain/cputune/emulatorpin"); !pin.empty()) {
+  if (const auto pin = under("/cputune/emulatorpin"); !pin.empty()) {
     if (const auto cpuset = attribute(pin[0], "cpuset")) {
       if (auto parsed = CpuSet::parse_virsh_list(*cpuset))
         definition.emulatorpin = std::move(*parsed);
     }
   }
-  if (const auto count = nodes(context.get(), "/domain/iothreads"); !count.empty()) {
+  if (const auto count = under("/iothreads"); !count.empty()) {
     definition.iothreads = number(content(count[0])).value_or(0);
   }
-  const auto ids = nodes(context.get(), "/domain/iothreadids/iothread");
+  const auto ids = under("/iothreadids/iothread");
   definition.iothreads = std::max(definition.iothreads, static_cast<int>(ids.size()));
   definition.nova = parse_nova_metadata(std::string(xml));
   return definition;

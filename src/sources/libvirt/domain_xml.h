@@ -23,7 +23,8 @@ struct DomainDefinition {
   std::optional<NovaInstance> nova;
 };
 
-// Parses a domain's XML; nullopt when it is not a domain's XML.
+// Parses a domain's XML, or the live definition in a status file's <domstatus>; nullopt when it
+// is neither.
 std::optional<DomainDefinition> parse_domain_xml(std::string_view xml);
 
 // Each vCPU's configured pinning as virDomainGetVcpuPinInfo gives it (libvirt's

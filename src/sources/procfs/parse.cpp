@@ -119,6 +119,19 @@ Result<CpuSet> parse_status_affinity(std::string_view text) {
   return CpuSet::parse_list(rest.substr(0, rest.find('\n')));
 }
 
+std::optional<int> parse_status_nspid(std::string_view text) {
+  constexpr std::string_view kKey = "NSpid:";
+  std::size_t at = text.starts_with(kKey) ? 0 : text.find("\nNSpid:");
+  if (at == std::string_view::npos) return std::nullopt;
+  auto line = text.substr(at + (text[at] == '\n' ? 1 : 0) + kKey.size());
+  line = trim(line.substr(0, line.find('\n')));
+  // "NSpid:\t4321\t12\t1": one id per namespace, outermost first.
+  const auto last = line.find_last_of(" \t");
+  const auto id = parse_u64(last == std::string_view::npos ? line : line.substr(last + 1));
+  if (!id || *id == 0 || *id > 1U << 22) return std::nullopt;  // PID_MAX_LIMIT
+  return static_cast<int>(*id);
+}
+
 std::vector<std::string> parse_cmdline(std::string_view text) {
   std::vector<std::string> args;
   while (!text.empty()) {

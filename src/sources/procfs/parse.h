@@ -49,6 +49,10 @@ SchedCounters parse_sched(std::string_view text);
 // The affinity in a status file's "Cpus_allowed_list:" line.
 Result<CpuSet> parse_status_affinity(std::string_view text);
 
+// The thread's id in its innermost PID namespace: the last field of a status file's "NSpid:"
+// line (Linux >= 4.1); nullopt without one.
+std::optional<int> parse_status_nspid(std::string_view text);
+
 // Splits /proc/<pid>/cmdline (NUL-separated, possibly NUL-terminated) into arguments.
 std::vector<std::string> parse_cmdline(std::string_view text);
 
