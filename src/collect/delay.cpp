@@ -440,11 +440,12 @@ Result<DelayReport> DelayWatch::update_interval(const Snapshot& snapshot) {
   if (!reading) return reading.error();
   const auto now = std::chrono::steady_clock::now();
   // A vCPU first seen now starts its window here; one seen before, at the previous call.
+  // Looked up by tid, not by a walk of the list for each vCPU: at 10,000 vCPUs that walk was a
+  // third of top's CPU.
   RunDelays before = previous_delays_;
+  const auto known = index_delays(previous_delays_);
   for (const auto& [tid, ns] : reading->now) {
-    const bool known = std::any_of(before.begin(), before.end(),
-                                   [tid](const auto& entry) { return entry.first == tid; });
-    if (!known) before.emplace_back(tid, ns);
+    if (known.count(tid) == 0) before.emplace_back(tid, ns);
   }
   auto pairs = subtract_pairs(reading->pairs, previous_pairs_);
   std::optional<std::vector<bpf::DelayPair>> beside;
